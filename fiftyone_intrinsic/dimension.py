@@ -1,0 +1,183 @@
+"""Intrinsic dimension d_data of a point cloud (science.md §3).
+
+Estimators, all from exact nearest-neighbour distances ``T_j(x_i)`` (the point itself
+excluded, exact duplicates removed first):
+
+- ``mle``: Levina & Bickel (2005) with MacKay & Ghahramani's inverse averaging and the
+  ``k − 2`` numerator used by Pope et al. (ICLR 2021) and Konz & Mazurowski (ICLR 2024):
+  ``S_i = Σ_{j<k} log(T_k / T_j)``, ``d = (k − 2) / mean_i S_i``; local ``d_i = (k − 2) / S_i``.
+- ``mle_mg``: the same with ``k − 1``, equal to scikit-dimension's ``MLE()``.
+- ``twonn``: Facco et al. (2017): ``μ_i = T_2 / T_1`` sorted, the largest fraction ``f``
+  discarded, ``−log(1 − i/N) = d · log μ_(i)`` fitted through the origin, as
+  scikit-dimension's ``TwoNN()``; local ``d_i = 1 / log μ_i`` (the one-point maximum
+  likelihood estimate of the Pareto law of μ).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .neighbors import Progress, as_feature_matrix, find_duplicates, nearest_neighbors
+from .settings import DimensionSettings
+
+__all__ = ["DimensionResult", "intrinsic_dimension", "estimate_from_distances"]
+
+
+@dataclass(frozen=True)
+class DimensionResult:
+    """An intrinsic-dimension estimate.
+
+    Attributes:
+        dimension: the global estimate (dimensionless, degrees of freedom).
+        local: ``(N,)`` float64 per input row; duplicates share their distinct row's value.
+        ci_low, ci_high: bootstrap percentile interval of ``dimension`` at ``confidence``
+            (``nan`` when ``n_bootstrap`` is 0).
+        confidence: coverage of the interval.
+        n_samples: rows given (N).
+        n_duplicates: rows that repeated an earlier row and were removed before estimating.
+        estimator: ``"mle"``, ``"mle_mg"`` or ``"twonn"``.
+        k: neighbours per point used (2 for TwoNN).
+        discard_fraction: TwoNN's discarded fraction (``None`` for the MLE estimators).
+    """
+
+    dimension: float
+    local: np.ndarray
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_samples: int
+    n_duplicates: int
+    estimator: str
+    k: int
+    discard_fraction: Optional[float]
+
+
+def intrinsic_dimension(
+    X,
+    *,
+    estimator: str = "mle",
+    k: int = 20,
+    device=None,
+    discard_fraction: float = 0.1,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> DimensionResult:
+    """Estimate the intrinsic dimension of the rows of ``X``.
+
+    Args:
+        X: ``(N, D)`` array or tensor, one flattened sample per row.
+        estimator ("mle"): ``"mle"``, ``"mle_mg"`` or ``"twonn"`` (see the module docstring).
+        k (20): neighbours per point for the MLE estimators.
+        device (None): torch device of the neighbour search; CUDA when present, else CPU.
+        discard_fraction (0.1): TwoNN's discarded fraction of the largest ratios.
+        n_bootstrap (200): bootstrap resamples of the points for the interval.
+        confidence (0.95): coverage of the interval.
+        seed (0): seed of the bootstrap.
+        progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
+
+    >>> rng = np.random.default_rng(0)
+    >>> plane = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 50))
+    >>> round(intrinsic_dimension(plane, device="cpu").dimension)
+    2
+    """
+    settings = DimensionSettings(
+        estimator=estimator,
+        k=k,
+        discard_fraction=discard_fraction,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        seed=seed,
+        device=None if device is None else str(device),
+    )
+    return _estimate(as_feature_matrix(X), settings, progress)
+
+
+def _estimate(X: np.ndarray, settings: DimensionSettings, progress) -> DimensionResult:
+    duplicates = find_duplicates(X)
+    distinct = X[duplicates.representatives]
+    needed = settings.neighbors_needed
+    if duplicates.n_distinct <= needed:
+        raise ValueError(
+            f"The {settings.estimator!r} estimator with k={needed} needs at least {needed + 1} "
+            f"distinct samples; got {duplicates.n_distinct} distinct of {duplicates.n_rows} "
+            "rows. Add samples or lower k."
+        )
+    neighbors = nearest_neighbors(distinct, needed, device=settings.device, progress=progress)
+    dimension, local_distinct, statistic = estimate_from_distances(
+        neighbors.distances, settings.estimator, settings.discard_fraction
+    )
+    ci_low, ci_high = _bootstrap_interval(statistic, settings)
+    return DimensionResult(
+        dimension=float(dimension),
+        local=local_distinct[duplicates.inverse],
+        ci_low=ci_low,
+        ci_high=ci_high,
+        confidence=settings.confidence,
+        n_samples=duplicates.n_rows,
+        n_duplicates=duplicates.n_duplicates,
+        estimator=settings.estimator,
+        k=needed,
+        discard_fraction=settings.discard_fraction if settings.estimator == "twonn" else None,
+    )
+
+
+def estimate_from_distances(distances: np.ndarray, estimator: str, discard_fraction: float = 0.1):
+    """Global and local estimates from ``(M, k)`` ascending, positive neighbour distances.
+
+    Returns:
+        ``(dimension, local, statistic)``: the global estimate, the ``(M,)`` local
+        estimates, and the ``(M,)`` per-point statistic that the global estimate is a
+        function of (``S_i`` for the MLE estimators, ``μ_i`` for TwoNN), for resampling.
+
+    >>> T = np.array([[1.0, 2.0, 4.0], [1.0, 1.0, 2.0]])
+    >>> d, local, S = estimate_from_distances(T, "mle")
+    >>> S.tolist(), d  # S = log(4/1) + log(4/2), log(2/1) + log(2/1); d = 1 / mean(S)
+    ([2.0794415416798357, 1.3862943611198906], 0.5770780163555854)
+    """
+    if estimator == "twonn":
+        ratios = distances[:, 1] / distances[:, 0]
+        with np.errstate(divide="ignore"):
+            local = 1.0 / np.log(ratios)
+        return _twonn_fit(ratios, discard_fraction), local, ratios
+    k = distances.shape[1]
+    numerator = {"mle": k - 2, "mle_mg": k - 1}[estimator]
+    log_sums = np.log(distances[:, -1:] / distances[:, :-1]).sum(axis=1)
+    with np.errstate(divide="ignore"):
+        local = numerator / log_sums
+    return float(numerator / log_sums.mean()), local, log_sums
+
+
+def _twonn_fit(ratios: np.ndarray, discard_fraction: float) -> float:
+    n_points = ratios.shape[0]
+    n_kept = int(n_points * (1 - discard_fraction))
+    if n_kept < 2:
+        raise ValueError(
+            f"TwoNN keeps {n_kept} of {n_points} points with discard_fraction="
+            f"{discard_fraction}; it needs at least 2. Add samples or lower discard_fraction."
+        )
+    log_ratios = np.log(np.sort(ratios)[:n_kept])
+    targets = -np.log(1.0 - np.arange(1, n_kept + 1) / n_points)
+    return float(log_ratios @ targets / (log_ratios @ log_ratios))
+
+
+def _bootstrap_interval(statistic: np.ndarray, settings: DimensionSettings):
+    if settings.n_bootstrap == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(settings.seed)
+    n_points = statistic.shape[0]
+    estimates = np.empty(settings.n_bootstrap)
+    for b in range(settings.n_bootstrap):
+        resample = statistic[rng.integers(0, n_points, n_points)]
+        if settings.estimator == "twonn":
+            estimates[b] = _twonn_fit(resample, settings.discard_fraction)
+        else:
+            numerator = settings.k - 2 if settings.estimator == "mle" else settings.k - 1
+            estimates[b] = numerator / resample.mean()
+    tail = (1.0 - settings.confidence) / 2.0
+    low, high = np.quantile(estimates, [tail, 1.0 - tail])
+    return float(low), float(high)
