@@ -1,1 +1,63 @@
-"""placeholder"""
+"""fiftyone_intrinsic: audit image datasets by their intrinsic properties.
+
+Array functions (no FiftyOne needed):
+
+- :func:`intrinsic_dimension` — d_data by MLE (Levina-Bickel / MacKay-Ghahramani) or TwoNN.
+- :func:`label_sharpness` — exact K_F over all pairs, the sharpest pairs, conflicting
+  duplicates.
+
+FiftyOne layer (stores runs, fields, tags and views on a dataset):
+
+- :func:`compute_intrinsic_dimension`, :func:`compute_label_sharpness`, and
+  :func:`list_intrinsic_runs`, :func:`load_intrinsic_results`,
+  :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`,
+  :func:`load_sharpest_pairs_view`.
+
+Reference: Konz & Mazurowski, "The Effect of Intrinsic Dataset Properties on
+Generalization", ICLR 2024.
+"""
+
+__version__ = "0.1.0"
+
+from .dimension import DimensionResult, intrinsic_dimension
+from .settings import DimensionSettings, FeatureSettings, Preprocessing, SharpnessSettings
+from .sharpness import SharpnessResult, SharpPair, label_sharpness
+
+
+def __getattr__(name):
+    # the FiftyOne layer imports fiftyone (slow, starts no database); load it on first use
+    lazy = {
+        "compute_intrinsic_dimension": "compute",
+        "compute_label_sharpness": "compute",
+        "load_sharpest_pairs_view": "compute",
+        "list_intrinsic_runs": "runs",
+        "load_intrinsic_results": "runs",
+        "get_intrinsic_run_info": "runs",
+        "delete_intrinsic_run": "runs",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(f".{lazy[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "intrinsic_dimension",
+    "label_sharpness",
+    "DimensionResult",
+    "SharpnessResult",
+    "SharpPair",
+    "DimensionSettings",
+    "SharpnessSettings",
+    "FeatureSettings",
+    "Preprocessing",
+    "compute_intrinsic_dimension",
+    "compute_label_sharpness",
+    "load_sharpest_pairs_view",
+    "list_intrinsic_runs",
+    "load_intrinsic_results",
+    "get_intrinsic_run_info",
+    "delete_intrinsic_run",
+]

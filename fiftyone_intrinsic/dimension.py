@@ -37,7 +37,10 @@ class DimensionResult:
             (``nan`` when ``n_bootstrap`` is 0).
         confidence: coverage of the interval.
         n_samples: rows given (N).
-        n_duplicates: rows that repeated an earlier row and were removed before estimating.
+        n_duplicates: rows that repeated an earlier row exactly; removed before estimating.
+        n_near_duplicates: further rows merged because they lay within
+            ``duplicate_tolerance`` of another (0 when the tolerance is 0).
+        duplicate_tolerance: the merging distance, in feature units.
         estimator: ``"mle"``, ``"mle_mg"`` or ``"twonn"``.
         k: neighbours per point used (2 for TwoNN).
         discard_fraction: TwoNN's discarded fraction (``None`` for the MLE estimators).
@@ -50,6 +53,8 @@ class DimensionResult:
     confidence: float
     n_samples: int
     n_duplicates: int
+    n_near_duplicates: int
+    duplicate_tolerance: float
     estimator: str
     k: int
     discard_fraction: Optional[float]
@@ -65,6 +70,7 @@ def intrinsic_dimension(
     n_bootstrap: int = 200,
     confidence: float = 0.95,
     seed: int = 0,
+    duplicate_tolerance: float = 0.0,
     progress: Progress | None = None,
 ) -> DimensionResult:
     """Estimate the intrinsic dimension of the rows of ``X``.
@@ -78,6 +84,8 @@ def intrinsic_dimension(
         n_bootstrap (200): bootstrap resamples of the points for the interval.
         confidence (0.95): coverage of the interval.
         seed (0): seed of the bootstrap.
+        duplicate_tolerance (0.0): merge samples closer than this (feature units) before
+            estimating; 0 merges exact duplicates only.
         progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
 
     >>> rng = np.random.default_rng(0)
@@ -92,6 +100,7 @@ def intrinsic_dimension(
         n_bootstrap=n_bootstrap,
         confidence=confidence,
         seed=seed,
+        duplicate_tolerance=duplicate_tolerance,
         device=None if device is None else str(device),
     )
     return _estimate(as_feature_matrix(X), settings, progress)
@@ -101,29 +110,66 @@ def _estimate(X: np.ndarray, settings: DimensionSettings, progress) -> Dimension
     duplicates = find_duplicates(X)
     distinct = X[duplicates.representatives]
     needed = settings.neighbors_needed
-    if duplicates.n_distinct <= needed:
-        raise ValueError(
-            f"The {settings.estimator!r} estimator with k={needed} needs at least {needed + 1} "
-            f"distinct samples; got {duplicates.n_distinct} distinct of {duplicates.n_rows} "
-            "rows. Add samples or lower k."
-        )
-    neighbors = nearest_neighbors(distinct, needed, device=settings.device, progress=progress)
+    _require_points(duplicates.n_distinct, duplicates.n_rows, needed, settings, "distinct")
+    kept, distinct_to_kept = _merge_near_duplicates(distinct, settings)
+    _require_points(kept.shape[0], duplicates.n_rows, needed, settings, "well-separated")
+    neighbors = nearest_neighbors(distinct[kept], needed, device=settings.device, progress=progress)
     dimension, local_distinct, statistic = estimate_from_distances(
         neighbors.distances, settings.estimator, settings.discard_fraction
     )
     ci_low, ci_high = _bootstrap_interval(statistic, settings)
     return DimensionResult(
         dimension=float(dimension),
-        local=local_distinct[duplicates.inverse],
+        local=local_distinct[distinct_to_kept[duplicates.inverse]],
         ci_low=ci_low,
         ci_high=ci_high,
         confidence=settings.confidence,
         n_samples=duplicates.n_rows,
         n_duplicates=duplicates.n_duplicates,
+        n_near_duplicates=duplicates.n_distinct - int(kept.shape[0]),
+        duplicate_tolerance=settings.duplicate_tolerance,
         estimator=settings.estimator,
         k=needed,
         discard_fraction=settings.discard_fraction if settings.estimator == "twonn" else None,
     )
+
+
+def _require_points(n_points, n_rows, needed, settings, kind):
+    if n_points <= needed:
+        raise ValueError(
+            f"The {settings.estimator!r} estimator with k={needed} needs at least {needed + 1} "
+            f"{kind} samples; got {n_points} of {n_rows} rows. Add samples, lower k"
+            + (" or lower duplicate_tolerance." if kind != "distinct" else ".")
+        )
+
+
+def _merge_near_duplicates(distinct: np.ndarray, settings: DimensionSettings):
+    """Merge rows within ``duplicate_tolerance`` (connected components of the "closer
+    than the tolerance" graph among each row's k nearest neighbours).
+
+    Returns:
+        ``(kept, distinct_to_kept)``: ``(M,)`` indices of the kept rows (the smallest
+        index of each component) and ``(U,)`` the kept position of every row.
+    """
+    n_rows = distinct.shape[0]
+    if settings.duplicate_tolerance == 0.0:
+        return np.arange(n_rows), np.arange(n_rows)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    k = min(max(settings.k, 2), n_rows - 1)
+    found = nearest_neighbors(distinct, k, device=settings.device)
+    close = found.distances <= settings.duplicate_tolerance
+    rows = np.repeat(np.arange(n_rows), k)[close.ravel()]
+    graph = coo_matrix((np.ones(rows.size), (rows, found.indices[close])), shape=(n_rows, n_rows))
+    _, component = connected_components(graph, directed=False)
+    # components numbered by their smallest member, so kept rows stay in input order
+    first = np.full(component.max() + 1, n_rows)
+    np.minimum.at(first, component, np.arange(n_rows))
+    kept = np.sort(first)
+    position = np.empty(n_rows, dtype=np.int64)
+    position[kept] = np.arange(kept.size)
+    return kept, position[first[component]]
 
 
 def estimate_from_distances(distances: np.ndarray, estimator: str, discard_fraction: float = 0.1):

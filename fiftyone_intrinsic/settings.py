@@ -48,6 +48,13 @@ class DimensionSettings(_Settings):
     )
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Coverage of the interval.")
     seed: int = Field(0, description="Seed of the bootstrap resampling.")
+    duplicate_tolerance: float = Field(
+        0.0,
+        ge=0.0,
+        description="Samples closer than this (feature units) are merged as near-duplicates "
+        "before estimating; 0 merges exact duplicates only. Near-duplicates make T1 tiny "
+        "and collapse TwoNN (BreastMNIST: about 1.1).",
+    )
     device: Optional[str] = Field(
         None, description="'auto' or None (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
     )

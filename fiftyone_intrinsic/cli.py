@@ -1,0 +1,165 @@
+"""``fiftyone-intrinsic audit``: import a labelled image set into FiftyOne, measure its
+intrinsic dimension and label sharpness, store the runs, and print a readable report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main", "build_parser", "run_audit", "format_report"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiftyone-intrinsic",
+        description="Audit image datasets in FiftyOne by their intrinsic properties "
+        "(Konz & Mazurowski, ICLR 2024).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    audit = commands.add_parser(
+        "audit",
+        help="measure d_data and K_F of a dataset and store them as FiftyOne runs",
+        description="Measure the intrinsic dimension d_data and the exact label sharpness "
+        "K_F of a labelled image dataset, store both as FiftyOne runs, and print a report.",
+    )
+    audit.add_argument(
+        "source", nargs="?", default=None,
+        help="FiftyOne dataset name, MedMNIST .npz, IDX folder, or image folder tree (one "
+        "subfolder per class). Default: scikit-learn's digits, which ship with scikit-learn.",
+    )
+    audit.add_argument("--name", help="dataset name for imported files (default: from the file name)")
+    audit.add_argument("--label-field", default="ground_truth", help="Classification field (default: ground_truth)")
+    audit.add_argument("--embeddings-field", help="use this field's vectors instead of pixels")
+    audit.add_argument("--size", type=int, help="resize images to SIZE x SIZE (default: keep)")
+    audit.add_argument("--channels", type=int, choices=(1, 3), help="1 (gray) or 3 (RGB) (default: keep)")
+    audit.add_argument("--range", dest="value_range", choices=("unit", "byte"), default="unit",
+                       help="intensities in [0, 1] ('unit', default) or [0, 255] ('byte')")
+    audit.add_argument("--normalize-max", action="store_true", help="divide each image by its maximum")
+    audit.add_argument("--paper", action="store_true",
+                       help="the paper's preprocessing: 224 x 224, [0, 255], per-image max")
+    audit.add_argument("--estimator", choices=("mle", "mle_mg", "twonn"), default="mle")
+    audit.add_argument("--k", type=int, default=20, help="neighbours for MLE (default: 20)")
+    audit.add_argument("--duplicate-tolerance", type=float, default=0.0,
+                       help="merge samples closer than this before estimating d_data (feature "
+                       "units; default 0: exact duplicates only)")
+    audit.add_argument("--top", type=int, default=10, help="sharpest pairs to flag (default: 10)")
+    audit.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    audit.add_argument("--images-dir", help="where PNGs of array sources are written")
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        print(run_audit(args))
+    except (ValueError, TypeError) as error:
+        print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> str:
+    """Import (when needed), measure, store; returns the report text."""
+    from .compute import compute_intrinsic_dimension, compute_label_sharpness
+    from .importers import import_source
+    from .settings import FeatureSettings, Preprocessing
+
+    dataset = import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True)
+    if args.paper:
+        preprocessing = Preprocessing.paper().model_copy(update={"channels": args.channels})
+    else:
+        preprocessing = Preprocessing(
+            size=args.size, channels=args.channels, value_range=args.value_range,
+            normalize_max=args.normalize_max,
+        )
+    features = FeatureSettings(embeddings_field=args.embeddings_field, preprocessing=preprocessing)
+    device = None if args.device == "auto" else args.device
+    common = dict(features=features, device=device, overwrite=True)
+    dimension = compute_intrinsic_dimension(
+        dataset, estimator=args.estimator, k=args.k,
+        duplicate_tolerance=args.duplicate_tolerance, **common,
+    )
+    twonn = None
+    if args.estimator != "twonn":
+        twonn = compute_intrinsic_dimension(
+            dataset, run_key="intrinsic_dimension_twonn", estimator="twonn",
+            duplicate_tolerance=args.duplicate_tolerance, **common,
+        )
+    sharpness = compute_label_sharpness(dataset, args.label_field, top=args.top, **common)
+    return format_report(dataset, dimension, twonn, sharpness)
+
+
+def format_report(dataset, dimension, twonn, sharpness) -> str:
+    """A plain-text report of one audit."""
+    from .runs import get_intrinsic_run_info, load_intrinsic_results
+
+    config = get_intrinsic_run_info(dataset, "label_sharpness").config
+    features, label_field = config.features, config.label_field
+    stored = load_intrinsic_results(dataset, "label_sharpness")
+    dim_info = load_intrinsic_results(dataset, "intrinsic_dimension")
+    lines = [
+        f"Dataset {dataset.name!r}: {dimension.n_samples} samples, "
+        f"{len(sharpness.classes)} classes {sharpness.classes[:10]}",
+        f"Features: {_describe_features(features)}",
+        "",
+        "Intrinsic dimension d_data",
+        f"  {dimension.estimator} (k={dimension.k}): {dimension.dimension:.2f}"
+        f"  [{100 * dimension.confidence:.0f}% bootstrap CI {dimension.ci_low:.2f} - {dimension.ci_high:.2f}]",
+    ]
+    if twonn is not None:
+        lines.append(
+            f"  twonn (discard {twonn.discard_fraction:.0%}): {twonn.dimension:.2f}"
+            f"  [CI {twonn.ci_low:.2f} - {twonn.ci_high:.2f}]"
+        )
+    lines.append(
+        f"  exact duplicates removed first: {dimension.n_duplicates}"
+        + (f"; near-duplicates merged (within {dimension.duplicate_tolerance:g}): "
+           f"{dimension.n_near_duplicates}" if dimension.duplicate_tolerance else "")
+    )
+    if twonn is not None and twonn.dimension < 0.5 * dimension.dimension:
+        lines.append(
+            "  note: TwoNN is far below MLE, the mark of near-duplicate images (tiny first-"
+            "neighbour distances); rerun with --duplicate-tolerance to merge them."
+        )
+    for group in dim_info.duplicate_groups[:5]:
+        lines.append(f"    identical: {', '.join(dataset[i].filepath for i in group[:4])}")
+    lines += [
+        "",
+        "Label sharpness K_F (1 / smallest distance between differently-labelled samples)",
+        f"  K_F = {sharpness.k_f:.6g}   (min distance {sharpness.min_distance:.6g})",
+        f"  conflicting duplicates (identical inputs, different labels): "
+        f"{len(sharpness.conflicting_duplicates)}",
+    ]
+    for id_i, id_j in stored.conflicting_duplicates[:5]:
+        a, b = dataset[id_i], dataset[id_j]
+        lines.append(
+            f"    {a.filepath} [{a[label_field].label}] == {b.filepath} [{b[label_field].label}]"
+        )
+    lines.append("  sharpest pairs:")
+    for rank, pair in enumerate(stored.pairs, start=1):
+        lines.append(
+            f"   {rank:>2}. d={pair['distance']:.4g}  {pair['filepath_i']} [{pair['label_i']}]"
+            f"  <->  {pair['filepath_j']} [{pair['label_j']}]"
+        )
+    lines += [
+        "",
+        "Stored runs: intrinsic_dimension" + (", intrinsic_dimension_twonn" if twonn else "")
+        + ", label_sharpness; saved view 'label_sharpness_sharp_pairs'.",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_features(features: dict) -> str:
+    if features["source"] != "pixels":
+        return f"{features['source']} ({features['dimension']} dims)"
+    height, width, channels = features["image_shape"]
+    scale = "[0, 255]" if features["value_range"] == "byte" else "[0, 1]"
+    extra = ", per-image max normalized" if features["normalize_max"] else ""
+    return f"pixels {height}x{width}x{channels}, {scale}{extra} ({features['dimension']} dims)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

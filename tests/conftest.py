@@ -1,0 +1,59 @@
+"""Shared test set-up: a private FiftyOne database and the real image data.
+
+FiftyOne reads its configuration from the environment when first imported, so these
+variables are set before any test module imports it. The tests use FiftyOne's real
+embedded MongoDB, in a database folder of their own so that a user's datasets are never
+touched.
+"""
+
+import os
+import pathlib
+import tempfile
+import uuid
+
+import numpy as np
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(REPO / ".fiftyone-test" / "db"))
+os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", str(REPO / ".fiftyone-test" / "datasets"))
+os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(REPO / ".fiftyone-test" / "plugins"))
+
+
+def shared_file(relative: str) -> pathlib.Path:
+    """Path of a file under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real image data not available: {path} is missing")
+    return path
+
+
+@pytest.fixture
+def shared_data():
+    """Callable returning a path under ../shared/data, skipping when it is missing."""
+    return shared_file
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def dataset_name():
+    """A unique dataset name; the dataset is deleted after the test."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    import fiftyone as fo
+
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+@pytest.fixture
+def tmp_images(tmp_path):
+    return tmp_path / "images"
