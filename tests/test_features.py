@@ -1,0 +1,59 @@
+"""Preprocessing of images into feature vectors: hand-computable cases."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fiftyone_intrinsic.features import preprocess_image
+from fiftyone_intrinsic.settings import FeatureSettings, Preprocessing
+
+
+def gray(values):
+    return Image.fromarray(np.array(values, dtype=np.uint8))
+
+
+def test_unit_and_byte_ranges():
+    image = gray([[0, 255], [51, 102]])
+    unit = preprocess_image(image, Preprocessing())[..., 0]
+    byte = preprocess_image(image, Preprocessing(value_range="byte"))[..., 0]
+    np.testing.assert_allclose(unit, [[0, 1], [0.2, 0.4]])
+    np.testing.assert_allclose(byte, [[0, 255], [51, 102]])
+
+
+def test_per_image_max_normalization_and_blank_images():
+    image = gray([[0, 10], [20, 40]])
+    out = preprocess_image(image, Preprocessing(value_range="byte", normalize_max=True))[..., 0]
+    np.testing.assert_allclose(out, [[0, 63.75], [127.5, 255]])
+    blank = preprocess_image(gray([[0, 0], [0, 0]]), Preprocessing(normalize_max=True))
+    assert np.all(blank == 0) and np.all(np.isfinite(blank))
+
+
+def test_channels_conversion_and_resize():
+    rgb = Image.fromarray(np.full((4, 6, 3), [255, 0, 0], dtype=np.uint8))
+    as_gray = preprocess_image(rgb, Preprocessing(channels=1))
+    assert as_gray.shape == (4, 6, 1)
+    # ITU-R 601-2 luma, as PIL converts: L = R * 299/1000
+    np.testing.assert_allclose(as_gray, np.round(255 * 0.299) / 255)
+    as_rgb = preprocess_image(gray([[10, 20], [30, 40]]), Preprocessing(channels=3))
+    assert as_rgb.shape == (2, 2, 3) and np.all(as_rgb[..., 0] == as_rgb[..., 2])
+    resized = preprocess_image(gray(np.full((10, 7), 128)), Preprocessing(size=4))
+    assert resized.shape == (4, 4, 1)
+    np.testing.assert_allclose(resized, 128 / 255)
+
+
+def test_sixteen_bit_images_keep_their_depth():
+    image = Image.fromarray(np.array([[0, 65535], [32768, 1]], dtype=np.uint16))
+    out = preprocess_image(image, Preprocessing())[..., 0]
+    np.testing.assert_allclose(out, [[0, 1], [32768 / 65535, 1 / 65535]])
+
+
+def test_settings_reject_bad_values_with_the_field_name():
+    with pytest.raises(ValueError, match="channels"):
+        Preprocessing(channels=2)
+    with pytest.raises(ValueError, match="value_range"):
+        Preprocessing(value_range="float")
+    with pytest.raises(ValueError, match="embeddings_field"):
+        FeatureSettings(embeddings_field="  ")
+    assert Preprocessing.paper().model_dump() == {
+        "size": 224, "channels": None, "value_range": "byte", "normalize_max": True
+    }

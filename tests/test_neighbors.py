@@ -1,0 +1,311 @@
+"""Known-answer tests of the exact neighbour engine (fiftyone_intrinsic.neighbors).
+
+The oracle is a brute-force float64 search that subtracts coordinates directly, never the
+``‖a‖² + ‖b‖² − 2a·b`` identity, so it is exact to float64 rounding even for near-duplicates
+of large norm (science.md §4).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from fiftyone_intrinsic.devices import resolve_device
+from fiftyone_intrinsic.neighbors import (
+    approximation_error_bound,
+    as_feature_matrix,
+    find_duplicates,
+    nearest_neighbors,
+)
+
+RTOL = 1e-9
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def brute_distances(X: np.ndarray) -> np.ndarray:
+    """``(N, N)`` float64 Euclidean distances from coordinate differences."""
+    X = np.asarray(X, dtype=np.float64)
+    return np.stack([np.sqrt(((X - row) ** 2).sum(axis=1)) for row in X])
+
+
+def brute_neighbors(X: np.ndarray, k: int):
+    """Exact k nearest neighbours, the row itself excluded, ties to the smaller index."""
+    distances = brute_distances(X)
+    np.fill_diagonal(distances, np.inf)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(distances, order, axis=1), order
+
+
+def float32_matmul_distances(X: np.ndarray, center: bool = False) -> np.ndarray:
+    """The fast, inexact distances a plain implementation computes: float32 matmul identity."""
+    X32 = np.asarray(X, dtype=np.float64)
+    if center:
+        X32 = X32 - X32.mean(axis=0)
+    X32 = X32.astype(np.float32)
+    squared_norms = (X32 * X32).sum(axis=1)
+    squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * (X32 @ X32.T)
+    np.fill_diagonal(squared, np.inf)
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def near_duplicates_of_large_norm(rng, n_bases=40, n_features=16, n_copies=3):
+    """Base points with coordinates of 1e3..1e4 and copies perturbed by 1e-4..1e-6.
+
+    The perturbations are far below float32 resolution at these norms, so the order of the
+    near-duplicate pairs is decided by float64 coordinates alone.
+    """
+    bases = rng.uniform(1e3, 1e4, size=(n_bases, n_features)) * rng.choice([-1, 1], size=(n_bases, n_features))
+    rows = [bases]
+    for _ in range(n_copies):
+        scale = 10.0 ** rng.uniform(-6, -4, size=(n_bases, 1))
+        direction = rng.normal(size=(n_bases, n_features))
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        rows.append(bases + scale * direction)
+    X = np.concatenate(rows)
+    return X[rng.permutation(len(X))]
+
+
+def assert_exact_neighbors(nn, X, k):
+    """``nn`` equals the brute-force neighbours: distances to RTOL, indices up to ties."""
+    expected_d, expected_i = brute_neighbors(X, k)
+    np.testing.assert_allclose(nn.distances, expected_d, rtol=RTOL, atol=0)
+    # indices may differ only between neighbours at the same exact distance
+    all_d = brute_distances(X)
+    np.testing.assert_allclose(np.take_along_axis(all_d, nn.indices, axis=1), nn.distances, rtol=RTOL, atol=0)
+    assert not (nn.indices == np.arange(len(X))[:, None]).any(), "a row is its own neighbour"
+    assert all(len(set(row)) == k for row in nn.indices.tolist()), "a neighbour is listed twice"
+    return expected_i
+
+
+# --------------------------------------------------------------------------- nearest_neighbors
+
+
+@pytest.mark.parametrize(
+    "n_rows, n_features, k",
+    [(200, 1, 3), (300, 2, 1), (300, 20, 5), (500, 784, 20), (64, 5, 63)],
+)
+def test_nearest_neighbors_equal_brute_force_on_random_data(rng, n_rows, n_features, k):
+    X = rng.normal(size=(n_rows, n_features)) * rng.uniform(0.1, 10.0)
+    nn = nearest_neighbors(X, k, device="cpu")
+    expected_i = assert_exact_neighbors(nn, X, k)
+    np.testing.assert_array_equal(nn.indices, expected_i)  # continuous data: no ties
+    assert nn.distances.dtype == np.float64 and nn.indices.dtype == np.int64
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 7, 128])
+def test_nearest_neighbors_do_not_depend_on_block_size(rng, rows_per_block):
+    X = rng.normal(size=(150, 12))
+    nn = nearest_neighbors(X, 4, device="cpu", block_bytes=4 * len(X) * rows_per_block)
+    expected_i = assert_exact_neighbors(nn, X, 4)
+    np.testing.assert_array_equal(nn.indices, expected_i)
+
+
+def test_nearest_neighbors_accept_float32_integer_and_tensor_input(rng):
+    X = rng.integers(-50, 50, size=(120, 6))
+    expected = nearest_neighbors(X.astype(np.float64), 3, device="cpu")
+    for variant in (X, X.astype(np.float32), torch.as_tensor(X, dtype=torch.float32)):
+        nn = nearest_neighbors(variant, 3, device="cpu")
+        np.testing.assert_array_equal(nn.distances, expected.distances)
+        np.testing.assert_array_equal(nn.indices, expected.indices)
+
+
+def test_float32_matmul_ranks_large_norm_near_duplicates_wrongly(rng):
+    """Makes the next test meaningful: the fast distances alone get these pairs wrong."""
+    X = near_duplicates_of_large_norm(rng)
+    _, true_nearest = brute_neighbors(X, 1)
+    for center in (False, True):  # centring, as the engine does, does not save float32
+        approx_nearest = np.argmin(float32_matmul_distances(X, center=center), axis=1)
+        assert (approx_nearest != true_nearest[:, 0]).mean() > 0.3
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_nearest_neighbors_exact_on_large_norm_near_duplicates(rng, k):
+    X = near_duplicates_of_large_norm(rng)
+    nn = nearest_neighbors(X, k, device="cpu")
+    expected_i = assert_exact_neighbors(nn, X, k)
+    np.testing.assert_array_equal(nn.indices, expected_i)
+    # the first 3 neighbours are the other copies, at most 2e-4 away; the next base is far
+    assert (nn.distances[:, : min(k, 3)] < 2.1e-4).all()
+    if k > 3:
+        assert (nn.distances[:, 3:] > 1.0).all()
+
+
+def test_nearest_neighbors_exact_when_near_ties_overflow_the_candidates(rng):
+    """A cluster of 40 near-duplicates of large norm: every member is a candidate of every
+    other (more than k + 8 of them), which takes the engine's per-row fallback."""
+    base = rng.uniform(1e3, 1e4, size=(1, 10))
+    cluster = base + 10.0 ** rng.uniform(-6, -4, size=(40, 1)) * rng.normal(size=(40, 10))
+    X = np.concatenate([cluster, rng.uniform(-1e4, 1e4, size=(60, 10))])
+    nn = nearest_neighbors(X, 5, device="cpu")
+    expected_i = assert_exact_neighbors(nn, X, 5)
+    np.testing.assert_array_equal(nn.indices, expected_i)
+
+
+def test_exact_duplicates_are_neighbours_at_distance_exactly_zero(rng):
+    X = rng.normal(size=(100, 8))
+    X = np.concatenate([X, X[[3, 3, 50]], X[:1] * 1.0])  # rows 100, 101 copy 3; 102 copies 50; 103 copies 0
+    nn = nearest_neighbors(X, 3, device="cpu")
+    expected_i = assert_exact_neighbors(nn, X, 3)
+    np.testing.assert_array_equal(nn.indices, expected_i)  # exact ties go to the smaller index
+    assert nn.distances[3, 0] == 0.0 and nn.distances[3, 1] == 0.0 and nn.distances[3, 2] > 0
+    assert nn.indices[3, :2].tolist() == [100, 101]
+    assert nn.indices[101, :2].tolist() == [3, 100]
+    assert (nn.indices[50, 0], nn.distances[50, 0]) == (102, 0.0)
+    assert (nn.indices[103, 0], nn.distances[103, 0]) == (0, 0.0)
+
+
+def test_nearest_neighbors_hand_computed():
+    X = np.array([[0.0], [1.0], [-1.0], [1.0], [3.5]])
+    nn = nearest_neighbors(X, 2, device="cpu")
+    # row 0: three rows at distance 1, the smaller indices win; rows 1 and 3 coincide
+    assert nn.indices.tolist() == [[1, 2], [3, 0], [0, 1], [1, 0], [1, 3]]
+    assert nn.distances.tolist() == [[1.0, 1.0], [0.0, 1.0], [1.0, 2.0], [0.0, 1.0], [2.5, 2.5]]
+
+
+def test_custom_mask_replaces_the_default_and_pads_with_inf(rng):
+    X = rng.normal(size=(40, 3))
+    parity = np.arange(40) % 2
+
+    def other_parity_only(block, start, stop):
+        same = parity[start:stop, None] == parity[None, :]
+        block[torch.as_tensor(same)] = float("inf")
+
+    nn = nearest_neighbors(X, 25, device="cpu", mask=other_parity_only)
+    distances = brute_distances(X)
+    distances[parity[:, None] == parity[None, :]] = np.inf
+    order = np.argsort(distances, axis=1, kind="stable")[:, :20]
+    np.testing.assert_array_equal(nn.indices[:, :20], order)
+    np.testing.assert_allclose(nn.distances[:, :20], np.take_along_axis(distances, order, 1), rtol=RTOL)
+    # only 20 rows of the other parity exist: the rest is padding
+    assert np.isinf(nn.distances[:, 20:]).all() and (nn.indices[:, 20:] == -1).all()
+
+
+def test_observed_blocks_cover_every_row_within_the_error_bound():
+    """The float32 distances the engine observes differ from the exact squared distances
+    by no more than approximation_error_bound, also for near-duplicates of large norm."""
+    X = near_duplicates_of_large_norm(np.random.default_rng(1), n_bases=30)
+    exact_squared = brute_distances(X) ** 2
+    bound = approximation_error_bound(torch.as_tensor(X)).numpy()
+    seen = np.zeros(len(X), dtype=int)
+
+    def observe(block, start, stop):
+        approx = block.double().numpy()
+        finite = np.isfinite(approx)
+        error = np.abs(approx - exact_squared[start:stop])
+        assert (error[finite] <= np.broadcast_to(bound[start:stop, None], error.shape)[finite]).all()
+        seen[start:stop] += 1
+
+    calls = []
+    nearest_neighbors(
+        X, 2, device="cpu", observe=observe, block_bytes=4 * len(X) * 16,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert (seen == 1).all()
+    assert calls[-1] == (len(X), len(X)) and [done for done, _ in calls] == sorted({d for d, _ in calls})
+
+
+@pytest.mark.parametrize("k", [0, -1, 10, 11])
+def test_k_out_of_range_raises(rng, k):
+    with pytest.raises(ValueError, match=rf"k={k} neighbours need 1 <= k < N; X has N=10 rows"):
+        nearest_neighbors(rng.normal(size=(10, 3)), k, device="cpu")
+
+
+# --------------------------------------------------------------------------- find_duplicates
+
+
+def test_find_duplicates_hand_made():
+    X = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [1.0, 2.0], [5.0, 5.0], [0.0, 1.0]])
+    groups = find_duplicates(X)
+    assert groups.n_rows == 6 and groups.n_distinct == 3 and groups.n_duplicates == 3
+    # every row maps to the first row with its content
+    np.testing.assert_array_equal(groups.representatives[groups.inverse], [0, 1, 0, 0, 4, 1])
+    assert sorted(g.tolist() for g in groups.groups()) == [[0, 2, 3], [1, 5]]
+
+
+def test_find_duplicates_treats_negative_zero_as_zero():
+    X = np.array([[0.0, 1.0], [-0.0, 1.0], [0.0, -0.0], [-0.0, 0.0]])
+    groups = find_duplicates(X)
+    assert groups.n_duplicates == 2
+    assert sorted(g.tolist() for g in groups.groups()) == [[0, 1], [2, 3]]
+
+
+def test_find_duplicates_separates_rows_one_ulp_apart():
+    x = np.array([1e4, -3.0, 0.5])
+    X = np.stack([x, np.nextafter(x, np.inf), x, x.copy()])
+    groups = find_duplicates(X)
+    assert groups.n_duplicates == 2
+    assert [g.tolist() for g in groups.groups()] == [[0, 2, 3]]
+
+
+def test_find_duplicates_without_duplicates(rng):
+    groups = find_duplicates(rng.normal(size=(50, 4)))
+    assert groups.n_duplicates == 0 and groups.groups() == []
+    assert sorted(groups.representatives.tolist()) == list(range(50))
+
+
+# --------------------------------------------------------------------------- as_feature_matrix
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        (np.array([[1.0, np.nan], [0.0, 1.0]]), ValueError, r"NaN or inf values in 1 of 2 rows \(first rows: \[0\]\)"),
+        (np.array([[1.0, 2.0], [np.inf, 1.0], [0.0, -np.inf]]), ValueError, r"NaN or inf values in 2 of 3 rows \(first rows: \[1, 2\]\)"),
+        (np.arange(5.0), ValueError, r"must be a 2-D \(N, D\) array .* got shape \(5,\)\. Flatten"),
+        (np.zeros((2, 3, 4)), ValueError, r"must be a 2-D .* got shape \(2, 3, 4\)"),
+        (np.zeros((0, 4)), ValueError, r"X is empty \(shape \(0, 4\)\)"),
+        (np.zeros((3, 0)), ValueError, r"X is empty \(shape \(3, 0\)\)"),
+        (np.array([[1, "a"], [2, None]], dtype=object), TypeError, r"X must be a numeric \(N, D\) array; got dtype object"),
+        (np.array([["1", "2"]]), TypeError, r"numeric .* got dtype <U1"),
+    ],
+)
+def test_as_feature_matrix_rejects_bad_input(X, error, message):
+    with pytest.raises(error, match=message):
+        as_feature_matrix(X)
+
+
+def test_as_feature_matrix_names_the_argument():
+    with pytest.raises(ValueError, match=r"embeddings has NaN"):
+        as_feature_matrix(np.array([[np.nan]]), name="embeddings")
+
+
+def test_as_feature_matrix_converts_to_float64():
+    out = as_feature_matrix(torch.tensor([[1, 2], [3, 4]], dtype=torch.uint8))
+    assert out.dtype == np.float64 and out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert as_feature_matrix([[True, False]]).tolist() == [[1.0, 0.0]]
+
+
+def test_nearest_neighbors_validate_their_input():
+    with pytest.raises(ValueError, match="NaN or inf"):
+        nearest_neighbors(np.array([[0.0], [np.nan], [1.0]]), 1, device="cpu")
+
+
+# --------------------------------------------------------------------------- devices
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible")
+def test_cuda_without_a_gpu_raises():
+    with pytest.raises(ValueError, match=r"Device 'cuda' was requested but no CUDA GPU is visible"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        nearest_neighbors(np.eye(3), 1, device="cuda")
+
+
+def test_resolve_device_names():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == resolve_device(None)
+    with pytest.raises(ValueError, match=r"Unknown device 'gpu0'. Use 'auto', 'cpu', 'cuda'"):
+        resolve_device("gpu0")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_nearest_neighbors_on_cuda_equal_brute_force(rng):
+    X = np.concatenate([near_duplicates_of_large_norm(rng), rng.normal(size=(200, 16)) * 1e3])
+    X = np.concatenate([X, X[:5]])  # exact duplicates too
+    nn = nearest_neighbors(X, 5, device="cuda")
+    expected_i = assert_exact_neighbors(nn, X, 5)
+    np.testing.assert_array_equal(nn.indices, expected_i)
+    cpu = nearest_neighbors(X, 5, device="cpu")
+    np.testing.assert_array_equal(nn.indices, cpu.indices)
