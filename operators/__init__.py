@@ -1,0 +1,14 @@
+"""The FiftyOne operators of fiftyone_intrinsic: thin wrappers that read a form, build the
+library's settings, call the library and report progress."""
+
+from .manage import DeleteIntrinsicRun, GetIntrinsicRunInfo, LoadSharpestPairs
+from .measure import ComputeIntrinsicDimension, ComputeLabelSharpness
+
+#: Every operator class, in the order the plugin registers them.
+OPERATORS = (
+    ComputeIntrinsicDimension,
+    ComputeLabelSharpness,
+    LoadSharpestPairs,
+    GetIntrinsicRunInfo,
+    DeleteIntrinsicRun,
+)

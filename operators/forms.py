@@ -1,0 +1,174 @@
+"""Form inputs shared by the operators, and their translation into library settings.
+
+Every check here runs in ``resolve_input``, which FiftyOne calls for App forms and SDK
+calls alike: an invalid value marks its property invalid with a message that says what to
+change, and nothing runs.
+"""
+
+import fiftyone as fo
+from fiftyone.operators import types
+from pydantic import ValidationError
+
+from fiftyone_intrinsic import runs
+from fiftyone_intrinsic.settings import FeatureSettings, Preprocessing
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+CHANNEL_CHOICES = ("auto", "1", "3")
+
+
+def invalidate(prop, message):
+    prop.invalid = True
+    prop.error_message = message
+
+
+def cuda_available():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def add_run_key(ctx, inputs, default):
+    """Run key and overwrite flag; validates identifier and ownership."""
+    key = ctx.params.get("run_key", default)
+    prop = inputs.str(
+        "run_key", label="Run key", default=default, required=True,
+        description="Name of the stored run (letters, digits, underscores)",
+    )
+    overwrite = inputs.bool(
+        "overwrite", label="Overwrite", default=False,
+        description="Replace an existing run with this key, and what it wrote",
+    )
+    try:
+        runs.validate_run_key(ctx.dataset, key, bool(ctx.params.get("overwrite", False)))
+    except ValueError as error:
+        invalidate(prop, str(error))
+    return prop, overwrite
+
+
+def add_device(ctx, inputs):
+    """Device choice; 'cuda' is offered only when a GPU is visible."""
+    offered = [d for d in DEVICE_CHOICES if d != "cuda" or cuda_available()]
+    choices = types.RadioGroup()
+    for device in offered:
+        choices.add_choice(device, label=device.upper() if device != "auto" else "Auto (GPU if present)")
+    prop = inputs.enum("device", choices.values(), default="auto", label="Device", view=choices)
+    device = ctx.params.get("device", "auto")
+    if device not in offered:
+        invalidate(
+            prop,
+            f"Device {device!r} is not available: no CUDA GPU is visible. Use 'cpu' or 'auto'.",
+        )
+    return prop
+
+
+def device_param(ctx):
+    device = ctx.params.get("device", "auto")
+    return None if device == "auto" else device
+
+
+def vector_fields(view):
+    schema = view.get_field_schema(flat=True)
+    return sorted(
+        name for name, field in schema.items()
+        if isinstance(field, (fo.VectorField, fo.ArrayField))
+        or (isinstance(field, fo.ListField) and isinstance(field.field, (fo.FloatField, fo.IntField)))
+    )
+
+
+def add_features(ctx, inputs, view):
+    """Pixels (with preprocessing) or an embeddings field; only the applicable options."""
+    source = ctx.params.get("features_source", "pixels")
+    sources = types.RadioGroup()
+    sources.add_choice("pixels", label="Pixels", description="Preprocessed image pixels")
+    sources.add_choice("embeddings", label="Embeddings field", description="Vectors stored on the samples")
+    inputs.enum("features_source", sources.values(), default="pixels", label="Features", view=sources)
+    if source == "embeddings":
+        fields = vector_fields(view)
+        choices = types.DropdownView()
+        for name in fields:
+            choices.add_choice(name, label=name)
+        prop = inputs.str("embeddings_field", label="Embeddings field", required=True, view=choices)
+        field = ctx.params.get("embeddings_field")
+        if field is not None and field not in view.get_field_schema(flat=True):
+            invalidate(prop, f"Field {field!r} does not exist; vector fields of this dataset: {fields}.")
+        elif field is not None:
+            present = view.exists(field).count()
+            if present < len(view):
+                invalidate(
+                    prop,
+                    f"Field {field!r} has vectors for {present} of {len(view)} samples; compute "
+                    "embeddings for the whole view or restrict the view.",
+                )
+        return
+    size = inputs.int(
+        "size", label="Image size", required=False,
+        description="Resize to size x size pixels; empty keeps the images' own size "
+        "(the paper uses 224)",
+    )
+    channel_view = types.RadioGroup()
+    for choice in CHANNEL_CHOICES:
+        channel_view.add_choice(choice, label={"auto": "Keep", "1": "Gray", "3": "RGB"}[choice])
+    inputs.enum("channels", channel_view.values(), default="auto", label="Channels", view=channel_view)
+    ranges = types.RadioGroup()
+    ranges.add_choice("unit", label="[0, 1]")
+    ranges.add_choice("byte", label="[0, 255] (paper)")
+    inputs.enum("value_range", ranges.values(), default="unit", label="Intensity range", view=ranges)
+    inputs.bool(
+        "normalize_max", default=False, label="Per-image max normalization",
+        description="Divide each image by its maximum first, as the paper does",
+    )
+    try:
+        feature_settings(ctx.params)
+    except ValidationError as error:
+        invalidate(size, _pydantic_message(error))
+
+
+def feature_settings(params) -> FeatureSettings:
+    """The :class:`FeatureSettings` a form's (or SDK call's) parameters describe."""
+    if params.get("features_source", "pixels") == "embeddings":
+        return FeatureSettings(embeddings_field=params.get("embeddings_field"))
+    channels = params.get("channels", "auto")
+    preprocessing = Preprocessing(
+        size=params.get("size") or None,
+        channels=None if channels in (None, "auto") else int(channels),
+        value_range=params.get("value_range", "unit"),
+        normalize_max=bool(params.get("normalize_max", False)),
+    )
+    return FeatureSettings(preprocessing=preprocessing)
+
+
+def add_label_field(ctx, inputs, view):
+    """A Classification field, with checks that K_F is defined on the view."""
+    fields = sorted(view.get_field_schema(embedded_doc_type=fo.Classification).keys())
+    choices = types.DropdownView()
+    for name in fields:
+        choices.add_choice(name, label=name)
+    prop = inputs.str("label_field", label="Label field", required=True, view=choices,
+                      description="Classification field whose labels K_F compares")
+    field = ctx.params.get("label_field")
+    if field is None:
+        return prop
+    if field not in fields:
+        kind = view.get_field(field)
+        what = "does not exist" if kind is None else f"is a {type(kind).__name__}, not a Classification"
+        invalidate(prop, f"Field {field!r} {what}. Classification fields: {fields}.")
+        return prop
+    labelled = view.count(f"{field}.label")
+    if labelled < len(view):
+        invalidate(
+            prop,
+            f"{len(view) - labelled} of {len(view)} samples have no label in {field!r}; label "
+            f"them or restrict the view, e.g. to view.exists('{field}').",
+        )
+    elif len(view.distinct(f"{field}.label")) < 2:
+        invalidate(prop, f"Every sample has the same label in {field!r}: K_F needs two classes.")
+    return prop
+
+
+def check_enough_samples(prop, view, needed, what):
+    if len(view) < needed:
+        invalidate(prop, f"The view has {len(view)} samples; {what} needs at least {needed}.")
+
+
+def _pydantic_message(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())

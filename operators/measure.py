@@ -1,0 +1,214 @@
+"""Operators that measure a view: intrinsic dimension and label sharpness."""
+
+import fiftyone.operators as foo
+from fiftyone.operators import types
+
+from . import forms
+from .progress import run_with_progress
+
+
+def _config(name, label, description, icon):
+    return foo.OperatorConfig(
+        name=name,
+        label=label,
+        description=description,
+        icon=icon,
+        dynamic=True,
+        execute_as_generator=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=True,
+        default_choice_to_delegated=False,
+    )
+
+
+def _sdk_params(sample_collection, params, delegate):
+    """``execute_operator`` arguments for an SDK call on a dataset or view."""
+    return dict(
+        ctx=dict(view=sample_collection.view()),
+        params=params,
+        request_delegation=delegate,
+    )
+
+
+class ComputeIntrinsicDimension(foo.Operator):
+    """Estimate the intrinsic dimension d_data of a view and store it as a run."""
+
+    @property
+    def config(self):
+        return _config(
+            "compute_intrinsic_dimension", "Compute intrinsic dimension",
+            "Estimate d_data (MLE or TwoNN) of the target view, exact neighbours", "/assets/dimension.svg",
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        view = ctx.target_view()
+        forms.add_features(ctx, inputs, view)
+        estimators = types.RadioGroup()
+        estimators.add_choice("mle", label="MLE (paper)", description="Levina-Bickel, (k-2) / mean S, as Konz & Mazurowski")
+        estimators.add_choice("mle_mg", label="MLE (MacKay-Ghahramani)", description="(k-1) / mean S, as scikit-dimension")
+        estimators.add_choice("twonn", label="TwoNN", description="Facco et al. 2017")
+        inputs.enum("estimator", estimators.values(), default="mle", label="Estimator", view=estimators)
+        estimator = ctx.params.get("estimator", "mle")
+        if estimator == "twonn":
+            inputs.float("discard_fraction", default=0.1, min=0.0, max=0.99, label="Discarded fraction of largest ratios")
+            needed, what = 3, "TwoNN"
+        else:
+            k = inputs.int("k", default=20, min=3, label="Neighbours k")
+            needed = int(ctx.params.get("k", 20)) + 1
+            what = f"k={needed - 1}"
+        inputs.float(
+            "duplicate_tolerance", default=0.0, min=0.0, label="Near-duplicate tolerance",
+            description="Merge samples closer than this (feature units) before estimating; 0 = exact duplicates only",
+        )
+        forms.add_device(ctx, inputs)
+        key_prop, _ = forms.add_run_key(ctx, inputs, "intrinsic_dimension")
+        forms.check_enough_samples(k if estimator != "twonn" else key_prop, view, needed, what)
+        return types.Property(inputs, view=types.View(label="Compute intrinsic dimension"))
+
+    def execute(self, ctx):
+        from fiftyone_intrinsic import compute_intrinsic_dimension
+
+        params = ctx.params
+        view = ctx.target_view()
+        result = yield from run_with_progress(
+            ctx,
+            lambda progress: compute_intrinsic_dimension(
+                view,
+                run_key=params.get("run_key", "intrinsic_dimension"),
+                estimator=params.get("estimator", "mle"),
+                k=int(params.get("k", 20)),
+                discard_fraction=float(params.get("discard_fraction", 0.1)),
+                duplicate_tolerance=float(params.get("duplicate_tolerance", 0.0)),
+                features=forms.feature_settings(params),
+                device=forms.device_param(ctx),
+                overwrite=bool(params.get("overwrite", False)),
+                progress=progress,
+            ),
+        )
+        if not ctx.delegated:
+            yield ctx.ops.reload_dataset()
+            yield ctx.ops.notify(
+                f"d_data = {result.dimension:.2f} ({result.estimator}), "
+                f"{result.n_duplicates} exact duplicates removed",
+                variant="success",
+            )
+
+    def __call__(
+        self,
+        sample_collection,
+        run_key="intrinsic_dimension",
+        estimator="mle",
+        k=20,
+        discard_fraction=0.1,
+        duplicate_tolerance=0.0,
+        embeddings_field=None,
+        size=None,
+        channels="auto",
+        value_range="unit",
+        normalize_max=False,
+        device="auto",
+        overwrite=False,
+        delegate=False,
+    ):
+        """Estimate d_data of ``sample_collection`` (see
+        :func:`fiftyone_intrinsic.compute_intrinsic_dimension`).
+
+        Returns the stored run results, or the queued operation when ``delegate=True``.
+        """
+        params = dict(
+            run_key=run_key, estimator=estimator, k=k, discard_fraction=discard_fraction,
+            duplicate_tolerance=duplicate_tolerance, device=device, overwrite=overwrite,
+            features_source="embeddings" if embeddings_field else "pixels",
+            embeddings_field=embeddings_field, size=size, channels=str(channels or "auto"),
+            value_range=value_range, normalize_max=normalize_max,
+        )
+        return _call(self.uri, sample_collection, run_key, params, delegate)
+
+
+class ComputeLabelSharpness(foo.Operator):
+    """Measure the exact label sharpness K_F of a view, flag the sharpest pairs."""
+
+    @property
+    def config(self):
+        return _config(
+            "compute_label_sharpness", "Compute label sharpness",
+            "Exact K_F over all pairs; flags the sharpest pairs and conflicting duplicates",
+            "/assets/sharpness.svg",
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        view = ctx.target_view()
+        forms.add_label_field(ctx, inputs, view)
+        forms.add_features(ctx, inputs, view)
+        inputs.int("top", default=10, min=1, label="Sharpest pairs to flag")
+        forms.add_device(ctx, inputs)
+        forms.add_run_key(ctx, inputs, "label_sharpness")
+        return types.Property(inputs, view=types.View(label="Compute label sharpness"))
+
+    def execute(self, ctx):
+        from fiftyone_intrinsic import compute_label_sharpness
+        from fiftyone_intrinsic.compute import sharpness_fields
+
+        params = ctx.params
+        view = ctx.target_view()
+        run_key = params.get("run_key", "label_sharpness")
+        result = yield from run_with_progress(
+            ctx,
+            lambda progress: compute_label_sharpness(
+                view,
+                params["label_field"],
+                run_key=run_key,
+                top=int(params.get("top", 10)),
+                features=forms.feature_settings(params),
+                device=forms.device_param(ctx),
+                overwrite=bool(params.get("overwrite", False)),
+                progress=progress,
+            ),
+        )
+        if not ctx.delegated:
+            yield ctx.ops.reload_dataset()
+            yield ctx.ops.set_view(name=sharpness_fields(run_key)["view"])
+            yield ctx.ops.notify(
+                f"K_F = {result.k_f:.4g}; {len(result.conflicting_duplicates)} conflicting "
+                "duplicates; showing the sharpest pairs",
+                variant="success",
+            )
+
+    def __call__(
+        self,
+        sample_collection,
+        label_field,
+        run_key="label_sharpness",
+        top=10,
+        embeddings_field=None,
+        size=None,
+        channels="auto",
+        value_range="unit",
+        normalize_max=False,
+        device="auto",
+        overwrite=False,
+        delegate=False,
+    ):
+        """Measure K_F of ``sample_collection`` (see
+        :func:`fiftyone_intrinsic.compute_label_sharpness`).
+
+        Returns the stored run results, or the queued operation when ``delegate=True``.
+        """
+        params = dict(
+            label_field=label_field, run_key=run_key, top=top, device=device, overwrite=overwrite,
+            features_source="embeddings" if embeddings_field else "pixels",
+            embeddings_field=embeddings_field, size=size, channels=str(channels or "auto"),
+            value_range=value_range, normalize_max=normalize_max,
+        )
+        return _call(self.uri, sample_collection, run_key, params, delegate)
+
+
+def _call(uri, sample_collection, run_key, params, delegate):
+    from fiftyone_intrinsic import load_intrinsic_results
+
+    outcome = foo.execute_operator(uri, **_sdk_params(sample_collection, params, delegate))
+    if delegate:
+        return outcome
+    return load_intrinsic_results(sample_collection, run_key)
