@@ -8,7 +8,8 @@ Array functions (no FiftyOne needed):
 
 FiftyOne layer (stores runs, fields, tags and views on a dataset):
 
-- :func:`compute_intrinsic_dimension`, :func:`compute_label_sharpness`, and
+- :func:`compute_intrinsic_dimension`, :func:`compute_label_sharpness`,
+  :func:`compute_representation_dimension` (d_repr of a model layer), and
   :func:`list_intrinsic_runs`, :func:`load_intrinsic_results`,
   :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`,
   :func:`load_sharpest_pairs_view`.
@@ -30,6 +31,7 @@ def __getattr__(name):
         "compute_intrinsic_dimension": "compute",
         "compute_label_sharpness": "compute",
         "load_sharpest_pairs_view": "compute",
+        "compute_representation_dimension": "representation",
         "list_intrinsic_runs": "runs",
         "load_intrinsic_results": "runs",
         "get_intrinsic_run_info": "runs",
@@ -56,6 +58,7 @@ __all__ = [
     "compute_intrinsic_dimension",
     "compute_label_sharpness",
     "load_sharpest_pairs_view",
+    "compute_representation_dimension",
     "list_intrinsic_runs",
     "load_intrinsic_results",
     "get_intrinsic_run_info",

@@ -327,10 +327,11 @@ def _config(samples, method, settings, extracted: Features, **written):
             "fiftyone_intrinsic": __version__, "fiftyone": fo.__version__,
             "torch": torch.__version__, "numpy": np.__version__,
         },
-        label_field=written.pop("label_field", None),
+        label_field=written.get("label_field"),
         fields=written.get("fields", []),
         tags=written.get("tags", []),
         saved_views=written.get("saved_views", []),
+        **written.get("extra", {}),
     )
 
 

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: Run methods written by this library.
-METHODS = ("intrinsic_dimension", "label_sharpness")
+METHODS = ("intrinsic_dimension", "label_sharpness", "representation_dimension")
 
 
 class IntrinsicRunConfig(fors.RunConfig):

@@ -7,15 +7,17 @@ the accepted range.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Tuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "DimensionSettings",
     "SharpnessSettings",
     "Preprocessing",
     "FeatureSettings",
+    "ModelSource",
+    "ModelInput",
     "ESTIMATORS",
 ]
 
@@ -123,3 +125,53 @@ class FeatureSettings(_Settings):
         if value is not None and not value.strip():
             raise ValueError("embeddings_field must be a field name or None, not blank")
         return value
+
+
+class ModelSource(_Settings):
+    """A model file named in a form. Nothing is ever unpickled from it: state dicts load
+    with ``torch.load(weights_only=True)``, TorchScript files with ``torch.jit.load``."""
+
+    kind: Literal["torchvision", "torchscript"] = Field(
+        ..., description="'torchvision': an architecture name plus a state-dict file; "
+        "'torchscript': a TorchScript file."
+    )
+    path: str = Field(..., min_length=1, description="The state-dict or TorchScript file.")
+    architecture: Optional[str] = Field(
+        None, description="torchvision model name, e.g. 'resnet18' (kind 'torchvision' only)."
+    )
+    num_classes: Optional[int] = Field(
+        None, ge=1, description="Outputs of the torchvision model; None infers it from the "
+        "state dict's last linear layer."
+    )
+
+    @model_validator(mode="after")
+    def _architecture_for_torchvision(self):
+        if self.kind == "torchvision" and not self.architecture:
+            raise ValueError("a torchvision model needs its architecture name, e.g. 'resnet18'")
+        return self
+
+
+class ModelInput(_Settings):
+    """How images are fed to a model: resized, channels, then normalized with mean/std
+    inside the model wrapper (so attacks and activations see [0, 1] images)."""
+
+    size: int = Field(224, ge=8, le=4096, description="Input size x size pixels.")
+    channels: Literal[1, 3] = Field(3, description="Input channels (gray images are repeated to RGB).")
+    mean: Tuple[float, ...] = Field((0.485, 0.456, 0.406), description="Per-channel mean on [0, 1].")
+    std: Tuple[float, ...] = Field((0.229, 0.224, 0.225), description="Per-channel std on [0, 1].")
+
+    @model_validator(mode="after")
+    def _one_value_per_channel(self):
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) not in (1, self.channels):
+                raise ValueError(
+                    f"{name} has {len(values)} values for {self.channels} channel(s); give 1 or {self.channels}"
+                )
+        if any(v <= 0 for v in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+    def preprocessing(self) -> "Preprocessing":
+        """The pixel preprocessing before normalization."""
+        return Preprocessing(size=self.size, channels=self.channels, value_range="unit")

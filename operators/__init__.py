@@ -3,11 +3,13 @@ library's settings, call the library and report progress."""
 
 from .manage import DeleteIntrinsicRun, GetIntrinsicRunInfo, LoadSharpestPairs
 from .measure import ComputeIntrinsicDimension, ComputeLabelSharpness
+from .representation import ComputeRepresentationDimension
 
 #: Every operator class, in the order the plugin registers them.
 OPERATORS = (
     ComputeIntrinsicDimension,
     ComputeLabelSharpness,
+    ComputeRepresentationDimension,
     LoadSharpestPairs,
     GetIntrinsicRunInfo,
     DeleteIntrinsicRun,

@@ -8,7 +8,6 @@ touched.
 
 import os
 import pathlib
-import tempfile
 import uuid
 
 import numpy as np
@@ -22,6 +21,19 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(REPO / ".fiftyone-test" / "db"))
 os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", str(REPO / ".fiftyone-test" / "datasets"))
 os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(REPO / ".fiftyone-test" / "plugins"))
+
+
+def _link_plugin():
+    """Install this checkout as a plugin the way the README says: a link in the plugins
+    folder pointing at the repository root."""
+    plugins = pathlib.Path(os.environ["FIFTYONE_PLUGINS_DIR"])
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "fiftyone_intrinsic"
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+
+
+_link_plugin()
 
 
 def shared_file(relative: str) -> pathlib.Path:
