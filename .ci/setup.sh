@@ -19,3 +19,9 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+
+# Install this checkout as a FiftyOne plugin: a link in the plugins folder
+# (FIFTYONE_PLUGINS_DIR, default ~/fiftyone/__plugins__) pointing at the repository root.
+plugins_dir=$(FIFTYONE_DO_NOT_TRACK=true "$venv_python" -c "import fiftyone.core.config as c; print(c.load_config().plugins_dir)")
+mkdir -p "$plugins_dir"
+ln -sfn "$(pwd)" "$plugins_dir/fiftyone_intrinsic"
