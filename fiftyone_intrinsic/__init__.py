@@ -5,6 +5,8 @@ Array functions (no FiftyOne needed):
 - :func:`intrinsic_dimension` — d_data by MLE (Levina-Bickel / MacKay-Ghahramani) or TwoNN.
 - :func:`label_sharpness` — exact K_F over all pairs, the sharpest pairs, conflicting
   duplicates.
+- :func:`evaluate_robustness` — adversarial robustness with torchattacks (also on FiftyOne
+  collections, stored as a run and compared with K_F).
 
 FiftyOne layer (stores runs, fields, tags and views on a dataset):
 
@@ -21,6 +23,7 @@ Generalization", ICLR 2024.
 __version__ = "0.1.0"
 
 from .dimension import DimensionResult, intrinsic_dimension
+from .robustness import RobustnessReport, evaluate_robustness
 from .settings import DimensionSettings, FeatureSettings, Preprocessing, SharpnessSettings
 from .sharpness import SharpnessResult, SharpPair, label_sharpness
 
@@ -48,6 +51,8 @@ __all__ = [
     "__version__",
     "intrinsic_dimension",
     "label_sharpness",
+    "evaluate_robustness",
+    "RobustnessReport",
     "DimensionResult",
     "SharpnessResult",
     "SharpPair",

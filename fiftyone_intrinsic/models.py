@@ -29,6 +29,8 @@ def load_model(source: ModelSource) -> torch.nn.Module:
         raise ValueError(f"Model file {str(path)!r} does not exist.")
     if source.kind == "torchscript":
         return _load_torchscript(path)
+    if source.kind == "export":
+        return _load_exported(path)
     return _load_torchvision(path, source.architecture, source.num_classes)
 
 
@@ -41,11 +43,18 @@ def layer_names(model: torch.nn.Module) -> list[str]:
 def eval_mode(model: torch.nn.Module):
     """Put the model in eval mode inside the block and restore its previous mode after."""
     was_training = model.training
-    model.eval()
+    _set_mode(model, False)
     try:
         yield model
     finally:
-        model.train(was_training)
+        _set_mode(model, was_training)
+
+
+def _set_mode(model: torch.nn.Module, training: bool) -> None:
+    try:
+        model.train(training)
+    except (NotImplementedError, RuntimeError):
+        pass  # a torch.export program keeps the mode it was exported in
 
 
 class NormalizedModel(torch.nn.Module):
@@ -67,6 +76,11 @@ class NormalizedModel(torch.nn.Module):
     def forward(self, x):
         return self.model((x - self.mean) / self.std)
 
+    def train(self, mode: bool = True):
+        self.training = mode
+        _set_mode(self.model, mode)
+        return self
+
 
 def _load_torchscript(path: pathlib.Path) -> torch.nn.Module:
     try:
@@ -75,6 +89,16 @@ def _load_torchscript(path: pathlib.Path) -> torch.nn.Module:
         raise ValueError(
             f"{str(path)!r} is not a TorchScript file ({type(error).__name__}). Save the model "
             "with torch.jit.script(model).save(path), or choose 'torchvision' with a state dict."
+        ) from error
+
+
+def _load_exported(path: pathlib.Path) -> torch.nn.Module:
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as error:
+        raise ValueError(
+            f"{str(path)!r} is not a torch.export program ({type(error).__name__}). Save one "
+            "with torch.export.save(torch.export.export(model, (example,)), path)."
         ) from error
 
 

@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: Run methods written by this library.
-METHODS = ("intrinsic_dimension", "label_sharpness", "representation_dimension")
+METHODS = ("intrinsic_dimension", "label_sharpness", "representation_dimension", "adversarial_robustness")
 
 
 class IntrinsicRunConfig(fors.RunConfig):

@@ -18,7 +18,9 @@ __all__ = [
     "FeatureSettings",
     "ModelSource",
     "ModelInput",
+    "RobustnessSettings",
     "ESTIMATORS",
+    "ATTACKS",
 ]
 
 #: Intrinsic-dimension estimators, by name.
@@ -131,9 +133,9 @@ class ModelSource(_Settings):
     """A model file named in a form. Nothing is ever unpickled from it: state dicts load
     with ``torch.load(weights_only=True)``, TorchScript files with ``torch.jit.load``."""
 
-    kind: Literal["torchvision", "torchscript"] = Field(
+    kind: Literal["torchvision", "torchscript", "export"] = Field(
         ..., description="'torchvision': an architecture name plus a state-dict file; "
-        "'torchscript': a TorchScript file."
+        "'torchscript': a TorchScript file; 'export': a torch.export program (.pt2)."
     )
     path: str = Field(..., min_length=1, description="The state-dict or TorchScript file.")
     architecture: Optional[str] = Field(
@@ -175,3 +177,42 @@ class ModelInput(_Settings):
     def preprocessing(self) -> "Preprocessing":
         """The pixel preprocessing before normalization."""
         return Preprocessing(size=self.size, channels=self.channels, value_range="unit")
+
+
+#: Attacks offered by :func:`fiftyone_intrinsic.evaluate_robustness` (torchattacks).
+ATTACKS = ("fgsm", "pgd", "pgd_l2")
+
+
+class RobustnessSettings(_Settings):
+    """How to attack a model (torchattacks), on images in [0, 1]."""
+
+    attacks: Tuple[Literal["fgsm", "pgd", "pgd_l2"], ...] = Field(
+        ATTACKS, min_length=1, description="Attacks of the sweep: FGSM and PGD (L-inf), PGD-L2."
+    )
+    epsilons: Tuple[float, ...] = Field(
+        (0.0, 1.0, 2.0, 4.0, 8.0), min_length=1,
+        description="L-inf budgets of FGSM and PGD, in 1/255 units of [0, 1] images.",
+    )
+    epsilons_l2: Tuple[float, ...] = Field(
+        (0.0, 0.25, 0.5, 1.0, 2.0), min_length=1,
+        description="L2 budgets of PGD-L2, in L2 norm of [0, 1] images.",
+    )
+    pgd_steps: int = Field(10, ge=1, le=1000, description="PGD iterations.")
+    minimal: bool = Field(
+        True, description="Find each sample's smallest flipping budget by bisection with PGD."
+    )
+    max_epsilon: float = Field(16.0, gt=0, description="Largest L-inf budget searched (1/255 units).")
+    max_l2: float = Field(4.0, gt=0, description="Largest L2 budget searched.")
+    bisection_steps: int = Field(8, ge=1, le=30, description="Bisection halvings per sample.")
+    batch_size: int = Field(128, ge=1, le=100_000, description="Images per attack batch.")
+    seed: int = Field(0, description="Seed of PGD's random start.")
+    device: Optional[str] = Field(
+        None, description="'auto' or None (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
+    )
+
+    @field_validator("epsilons", "epsilons_l2")
+    @classmethod
+    def _sorted_non_negative(cls, values):
+        if any(v < 0 for v in values):
+            raise ValueError("budgets must be >= 0")
+        return tuple(sorted(set(values)))

@@ -4,12 +4,14 @@ library's settings, call the library and report progress."""
 from .manage import DeleteIntrinsicRun, GetIntrinsicRunInfo, LoadSharpestPairs
 from .measure import ComputeIntrinsicDimension, ComputeLabelSharpness
 from .representation import ComputeRepresentationDimension
+from .robustness import EvaluateAdversarialRobustness
 
 #: Every operator class, in the order the plugin registers them.
 OPERATORS = (
     ComputeIntrinsicDimension,
     ComputeLabelSharpness,
     ComputeRepresentationDimension,
+    EvaluateAdversarialRobustness,
     LoadSharpestPairs,
     GetIntrinsicRunInfo,
     DeleteIntrinsicRun,

@@ -1,0 +1,139 @@
+"""Form inputs naming a model file and its input preprocessing, shared by the operators
+that run a user's model. Nothing is unpickled from a path given here."""
+
+import functools
+import os
+
+from fiftyone.operators import types
+from pydantic import ValidationError
+
+from . import forms
+
+ARCHITECTURES = (
+    "resnet18", "resnet34", "resnet50", "vgg13", "vgg16", "vgg19",
+    "densenet121", "efficientnet_b0", "mobilenet_v3_small", "convnext_tiny",
+)
+KIND_LABELS = {
+    "torchvision": "torchvision architecture + state dict",
+    "torchscript": "TorchScript file",
+    "export": "torch.export program (.pt2)",
+}
+
+
+def add_model_inputs(ctx, inputs, kinds=("torchvision", "torchscript")):
+    """Model kind, file, architecture; returns the path property."""
+    choices = types.RadioGroup()
+    for kind in kinds:
+        choices.add_choice(kind, label=KIND_LABELS[kind])
+    inputs.enum("model_kind", choices.values(), default="torchvision", label="Model", view=choices)
+    if ctx.params.get("model_kind", "torchvision") == "torchvision":
+        archs = types.AutocompleteView()
+        for name in ARCHITECTURES:
+            archs.add_choice(name, label=name)
+        inputs.str("architecture", label="Architecture", required=True, default="resnet18", view=archs)
+        inputs.int("num_classes", label="Classes (empty: from the weights)", required=False)
+    return inputs.str("model_path", label="Model file", required=True,
+                      description="State dict (loaded with weights_only=True), TorchScript or torch.export file")
+
+
+def add_input_preprocessing(ctx, inputs):
+    """Input size, channels, mean and std; flags malformed values on the mean property."""
+    inputs.int("input_size", label="Input size", default=224, min=8)
+    channels = types.RadioGroup()
+    channels.add_choice("3", label="RGB")
+    channels.add_choice("1", label="Gray")
+    inputs.enum("input_channels", channels.values(), default="3", label="Input channels", view=channels)
+    mean = inputs.str("mean", label="Mean (comma-separated, on [0, 1])", default="0.485,0.456,0.406")
+    inputs.str("std", label="Std (comma-separated)", default="0.229,0.224,0.225")
+    try:
+        model_input(ctx.params)
+    except (ValidationError, ValueError) as error:
+        forms.invalidate(mean, message(error))
+
+
+def check_model_file(ctx, path_prop):
+    """Load the model named by the form (cached per file version); flag the path when it
+    cannot be loaded. Returns the layer names, or None."""
+    try:
+        source = model_source(ctx.params)
+    except (ValidationError, ValueError) as error:
+        forms.invalidate(path_prop, message(error))
+        return None
+    if source is None:
+        return None
+    layers = _layers_of(source.kind, source.path, _mtime(source.path), source.architecture, source.num_classes)
+    if isinstance(layers, str):
+        forms.invalidate(path_prop, layers)
+        return None
+    return layers
+
+
+def model_source(params):
+    """The :class:`ModelSource` of the form, or None while no path is given."""
+    from fiftyone_intrinsic.settings import ModelSource
+
+    path = params.get("model_path")
+    if not path:
+        return None
+    kind = params.get("model_kind", "torchvision")
+    return ModelSource(
+        kind=kind, path=str(path),
+        architecture=params.get("architecture", "resnet18") if kind == "torchvision" else None,
+        num_classes=params.get("num_classes") or None,
+    )
+
+
+def model_input(params):
+    """The :class:`ModelInput` of the form."""
+    from fiftyone_intrinsic.settings import ModelInput
+
+    return ModelInput(
+        size=int(params.get("input_size", 224)), channels=int(params.get("input_channels", "3")),
+        mean=numbers(params.get("mean", "0.485,0.456,0.406"), "mean"),
+        std=numbers(params.get("std", "0.229,0.224,0.225"), "std"),
+    )
+
+
+def numbers(text, name):
+    """Comma-separated numbers → tuple of floats."""
+    if isinstance(text, (list, tuple)):
+        return tuple(float(v) for v in text)
+    try:
+        return tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated numbers, e.g. 0.5,0.5,0.5; got {text!r}") from None
+
+
+def sdk_model_params(model_path, model_kind, architecture, num_classes, input_size, input_channels, mean, std):
+    return dict(
+        model_kind=model_kind, model_path=str(model_path), architecture=architecture,
+        num_classes=num_classes, input_size=input_size, input_channels=str(input_channels),
+        mean=",".join(map(str, mean)), std=",".join(map(str, std)),
+    )
+
+
+def message(error):
+    if isinstance(error, ValidationError):
+        return "; ".join(e["msg"] for e in error.errors())
+    return str(error)
+
+
+def _mtime(path):
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _layers_of(kind, path, mtime, architecture, num_classes):
+    """Layer names of a model file, or an error message; cached per file version, since
+    forms are re-resolved on every edit."""
+    from fiftyone_intrinsic.models import layer_names, load_model
+    from fiftyone_intrinsic.settings import ModelSource
+
+    try:
+        model = load_model(ModelSource(kind=kind, path=path, architecture=architecture, num_classes=num_classes))
+    except ValueError as error:
+        return str(error)
+    return [] if kind == "torchscript" else layer_names(model)
