@@ -1,0 +1,124 @@
+"""Adversarial attacks on a small CNN trained here on real BreastMNIST images."""
+
+import numpy as np
+import pytest
+import torch
+import torchattacks
+
+from fiftyone_intrinsic import evaluate_robustness
+from fiftyone_intrinsic.attacks import _attack, attack_model
+from fiftyone_intrinsic.settings import RobustnessSettings
+
+from training import breastmnist_arrays, train_small_cnn
+
+FAST = dict(pgd_steps=5, max_epsilon=16.0, max_l2=4.0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from conftest import shared_file
+
+    train_x, train_y, test_x, test_y = breastmnist_arrays(shared_file("medical/breastmnist_28.npz"))
+    model = train_small_cnn(train_x, train_y)
+    return model, test_x[:64], test_y[:64]
+
+
+@pytest.fixture(scope="module")
+def report(trained):
+    model, images, targets = trained
+    return evaluate_robustness(images, model, labels=targets.numpy(), **FAST)
+
+
+def test_clean_accuracy_and_robust_accuracy_curves(trained, report):
+    model, images, targets = trained
+    attacks = report.attacks
+    expected = float((model(images).argmax(1) == targets).float().mean())
+    assert attacks.clean_accuracy == pytest.approx(expected)
+    assert attacks.clean_accuracy > 0.6  # the model learned something
+    for curve in attacks.curves.values():
+        assert curve.epsilons[0] == 0 and curve.accuracy[0] == pytest.approx(attacks.clean_accuracy)
+        assert all(a >= b for a, b in zip(curve.accuracy, curve.accuracy[1:]))
+        assert curve.loss[0] == pytest.approx(attacks.clean_loss)
+    assert attacks.curves["pgd"].accuracy[-1] < attacks.clean_accuracy  # 8/255 breaks some
+
+
+def test_fgsm_at_zero_leaves_images_unchanged(trained):
+    model, images, targets = trained
+    unchanged = torchattacks.FGSM(model, eps=0.0)(images, targets)
+    assert torch.equal(unchanged, images)
+    settings = RobustnessSettings(**FAST)
+    assert torch.equal(_attack(model, images, targets, "fgsm", 0.0, settings, torch.device("cpu")), images)
+
+
+def test_delta_loss_is_the_papers_fgsm_protocol(trained, report):
+    model, images, targets = trained
+    adversarial = torchattacks.FGSM(model, eps=2 / 255)(images, targets)
+    with torch.no_grad():
+        clean = torch.nn.functional.cross_entropy(model(images), targets)
+        attacked = torch.nn.functional.cross_entropy(model(adversarial), targets)
+    assert report.attacks.delta_loss == pytest.approx(float(attacked - clean), rel=1e-5)
+    assert report.attacks.delta_loss > 0
+
+
+def test_minimal_epsilon_flips_and_a_smaller_one_does_not(trained, report):
+    model, images, targets = trained
+    attacks = report.attacks
+    flipped = np.flatnonzero(attacks.clean_correct & np.isfinite(attacks.min_epsilon))
+    assert flipped.size > 0
+    for i in flipped[:8]:
+        x, y = images[i : i + 1], targets[i : i + 1]
+        for eps, should_flip in ((attacks.min_epsilon[i], True), (attacks.min_epsilon_lower[i], False)):
+            attack = torchattacks.PGD(model, eps=eps / 255, alpha=eps / 255 / 4, steps=FAST["pgd_steps"], random_start=False)
+            adversarial = attack(x, y) if eps > 0 else x
+            assert adversarial.min() >= 0 and adversarial.max() <= 1
+            assert bool(model(adversarial).argmax(1) != y) == should_flip, (i, eps)
+        assert attacks.min_epsilon[i] - attacks.min_epsilon_lower[i] <= FAST["max_epsilon"] / 2**8 + 1e-6
+    wrong = ~attacks.clean_correct
+    assert np.all(attacks.min_epsilon[wrong] == 0)
+    assert np.isfinite(attacks.r_hat_mean) and attacks.r_hat_median > 0
+
+
+def test_per_sample_budgets_match_scalar_budgets(trained):
+    model, images, targets = trained
+    settings = RobustnessSettings(**FAST)
+    for name in ("fgsm", "pgd", "pgd_l2"):
+        eps = 0.5 if name == "pgd_l2" else 3 / 255
+        scalar = _attack(model, images[:16], targets[:16], name, eps, settings, torch.device("cpu"), random_start=False)
+        tensor = _attack(model, images[:16], targets[:16], name, torch.full((16,), eps), settings, torch.device("cpu"), random_start=False)
+        torch.testing.assert_close(scalar, tensor)
+        assert scalar.min() >= 0 and scalar.max() <= 1
+
+
+def test_training_mode_is_restored(trained):
+    model, images, targets = trained
+    model.train()
+    attack_model(model, images[:8], targets[:8], RobustnessSettings(attacks=("fgsm",), minimal=False, device="cpu"))
+    assert model.training
+    model.eval()
+
+
+class Broken(torch.nn.Module):
+    def __init__(self, outputs=2, nan=False):
+        super().__init__()
+        self.linear = torch.nn.Linear(28 * 28, outputs)
+        self.nan = nan
+
+    def forward(self, x):
+        out = self.linear(x.flatten(1))
+        return out * float("nan") if self.nan else out
+
+
+@pytest.mark.parametrize(
+    "model, labels, images, message",
+    [
+        (Broken(outputs=3), None, None, "class map has 2 classes"),
+        (Broken(nan=True), None, None, "NaN or inf"),
+        (Broken(), None, torch.rand(4, 3, 28, 28), "rejected input of shape"),
+        (Broken(), [0, 1, 2, 1], None, r"not in the model's class map"),
+    ],
+)
+def test_bad_input_is_refused(model, labels, images, message):
+    images = torch.rand(4, 1, 28, 28) if images is None else images
+    labels = [0, 1, 0, 1] if labels is None else labels
+    with pytest.raises(ValueError, match=message):
+        evaluate_robustness(images, model, labels=labels, class_names=["0", "1"], device="cpu")
