@@ -16,56 +16,51 @@ FiftyOne layer (stores runs, fields, tags and views on a dataset):
   :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`,
   :func:`load_sharpest_pairs_view`.
 
+Names load on first use, so that importing the package (as the FiftyOne plugin does on
+every operator lookup) pulls in neither torch nor FiftyOne.
+
 Reference: Konz & Mazurowski, "The Effect of Intrinsic Dataset Properties on
 Generalization", ICLR 2024.
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
-from .dimension import DimensionResult, intrinsic_dimension
-from .robustness import RobustnessReport, evaluate_robustness
-from .settings import DimensionSettings, FeatureSettings, Preprocessing, SharpnessSettings
-from .sharpness import SharpnessResult, SharpPair, label_sharpness
+#: Public name → the module that defines it.
+_EXPORTS = {
+    "intrinsic_dimension": "dimension",
+    "DimensionResult": "dimension",
+    "label_sharpness": "sharpness",
+    "SharpnessResult": "sharpness",
+    "SharpPair": "sharpness",
+    "evaluate_robustness": "robustness",
+    "RobustnessReport": "robustness",
+    "DimensionSettings": "settings",
+    "SharpnessSettings": "settings",
+    "FeatureSettings": "settings",
+    "Preprocessing": "settings",
+    "ModelInput": "settings",
+    "ModelSource": "settings",
+    "RobustnessSettings": "settings",
+    "compute_intrinsic_dimension": "compute",
+    "compute_label_sharpness": "compute",
+    "load_sharpest_pairs_view": "compute",
+    "compute_representation_dimension": "representation",
+    "list_intrinsic_runs": "runs",
+    "load_intrinsic_results": "runs",
+    "get_intrinsic_run_info": "runs",
+    "delete_intrinsic_run": "runs",
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name):
-    # the FiftyOne layer imports fiftyone (slow, starts no database); load it on first use
-    lazy = {
-        "compute_intrinsic_dimension": "compute",
-        "compute_label_sharpness": "compute",
-        "load_sharpest_pairs_view": "compute",
-        "compute_representation_dimension": "representation",
-        "list_intrinsic_runs": "runs",
-        "load_intrinsic_results": "runs",
-        "get_intrinsic_run_info": "runs",
-        "delete_intrinsic_run": "runs",
-    }
-    if name in lazy:
-        import importlib
-
-        return getattr(importlib.import_module(f".{lazy[name]}", __name__), name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
-    "__version__",
-    "intrinsic_dimension",
-    "label_sharpness",
-    "evaluate_robustness",
-    "RobustnessReport",
-    "DimensionResult",
-    "SharpnessResult",
-    "SharpPair",
-    "DimensionSettings",
-    "SharpnessSettings",
-    "FeatureSettings",
-    "Preprocessing",
-    "compute_intrinsic_dimension",
-    "compute_label_sharpness",
-    "load_sharpest_pairs_view",
-    "compute_representation_dimension",
-    "list_intrinsic_runs",
-    "load_intrinsic_results",
-    "get_intrinsic_run_info",
-    "delete_intrinsic_run",
-]
+def __dir__():
+    return sorted(__all__)

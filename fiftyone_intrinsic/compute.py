@@ -103,7 +103,7 @@ def compute_intrinsic_dimension(
         n_samples=result.n_samples, n_duplicates=result.n_duplicates,
         n_near_duplicates=result.n_near_duplicates, duplicate_tolerance=result.duplicate_tolerance,
         estimator=result.estimator, k=result.k, discard_fraction=result.discard_fraction,
-        duplicate_groups=groups,
+        duplicate_groups=groups, by_k=[list(point) for point in result.by_k],
     )
 
     def write():

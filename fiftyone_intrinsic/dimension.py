@@ -44,6 +44,8 @@ class DimensionResult:
         estimator: ``"mle"``, ``"mle_mg"`` or ``"twonn"``.
         k: neighbours per point used (2 for TwoNN).
         discard_fraction: TwoNN's discarded fraction (``None`` for the MLE estimators).
+        by_k: ``[(k', d)]`` the same MLE estimator with k' = 3 … k neighbours, from the
+            same neighbour lists (empty for TwoNN): the ID-versus-k curve.
     """
 
     dimension: float
@@ -58,6 +60,7 @@ class DimensionResult:
     estimator: str
     k: int
     discard_fraction: Optional[float]
+    by_k: list = ()
 
 
 def intrinsic_dimension(
@@ -131,7 +134,22 @@ def _estimate(X: np.ndarray, settings: DimensionSettings, progress) -> Dimension
         estimator=settings.estimator,
         k=needed,
         discard_fraction=settings.discard_fraction if settings.estimator == "twonn" else None,
+        by_k=_by_k(neighbors.distances, settings.estimator),
     )
+
+
+def _by_k(distances: np.ndarray, estimator: str) -> list:
+    """``[(k', d_k')]`` for k' = 3 … k: S_i(k') = (k'−1)·log T_k' − Σ_{j<k'} log T_j."""
+    if estimator == "twonn":
+        return []
+    log_t = np.log(distances)
+    prefix = np.cumsum(log_t, axis=1)
+    offset = 2 if estimator == "mle" else 1
+    curve = []
+    for k in range(3, distances.shape[1] + 1):
+        log_sums = (k - 1) * log_t[:, k - 1] - prefix[:, k - 2]
+        curve.append((k, float((k - offset) / log_sums.mean())))
+    return curve
 
 
 def _require_points(n_points, n_rows, needed, settings, kind):

@@ -1,0 +1,165 @@
+"""The Intrinsic properties panel, through ``foo.execute_operator``: load, change of
+dataset, button callbacks; the rendered layout and values are checked."""
+
+import copy
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import fiftyone as fo
+import fiftyone.operators as foo
+
+import fiftyone_intrinsic as fi
+from fiftyone_intrinsic.importers import import_arrays, import_medmnist
+
+PANEL = "@fiftyone-intrinsic/intrinsic/intrinsic_properties"
+QUIET = dict(device="cpu", progress=lambda f, s: None)
+
+
+class PanelRun:
+    """The requests one panel event produced: state and data patches, rendered layout."""
+
+    def __init__(self, dataset, method, state=None, params=None):
+        state = copy.deepcopy(state or {})  # the panel updates the state it is given in place
+        result = foo.execute_operator(
+            PANEL, ctx=dict(dataset=dataset),
+            params={"panel_id": "test", "__method__": method, "panel_state": state or {}, **(params or {})},
+        )
+        self.requests = result.executor._requests
+        self.state, self.data, self.output, self.triggers = copy.deepcopy(state), {}, None, []
+        for request in self.requests:
+            if request.operator_uri == "patch_panel_state":
+                self.state.update(request.params["state"])
+            elif request.operator_uri == "patch_panel_data":
+                self.data.update(request.params["data"])
+            elif request.operator_uri == "show_panel_output":
+                self.output = request.params["output"]
+            else:
+                self.triggers.append(request)
+
+    def properties(self, node=None):
+        """Every (name, property) of the rendered layout, nested objects included."""
+        node = node or self.output
+        for name, prop in node["type"].get("properties", {}).items():
+            yield name, prop
+            if prop["type"].get("name") == "Object":
+                yield from self.properties(prop)
+
+    def _views(self, kind):
+        return {name: p for name, p in self.properties() if (p.get("view") or {}).get("name") == kind}
+
+    def markdown(self):
+        return "\n".join(p["default"] for p in self._views("MarkdownView").values())
+
+    def buttons(self):
+        return {name: p["view"] for name, p in self._views("Button").items()}
+
+    def plots(self):
+        return {name: p["view"] for name, p in self._views("PlotlyView").items()}
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    """BreastMNIST with d_data, K_F and a robustness run of a tiny model."""
+    from conftest import shared_file
+
+    name = f"panel-breast-{os.getpid()}"
+    dataset = import_medmnist(shared_file("medical/breastmnist_28.npz"), name=name,
+                              images_dir=tmp_path_factory.mktemp("panel"), overwrite=True)
+    view = dataset.match_tags("test")
+    fi.compute_intrinsic_dimension(dataset, **QUIET)
+    fi.compute_label_sharpness(dataset, "ground_truth", top=5, **QUIET)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
+    fi.evaluate_robustness(view.limit(40), model, model_input=dict(size=28, channels=1, mean=(0.0,), std=(1.0,)),
+                           epsilons=(0, 2, 8), epsilons_l2=(0, 1), pgd_steps=3, sharpness_run_key="label_sharpness", **QUIET)
+    yield dataset
+    fo.delete_dataset(name)
+
+
+def test_empty_dataset_says_what_to_run(dataset_name, tmp_path, rng):
+    dataset = import_arrays(rng.integers(0, 255, (12, 8, 8), dtype=np.uint8), [0, 1] * 6, name=dataset_name, images_dir=tmp_path)
+    run = PanelRun(dataset, "on_load")
+    assert "No audit runs yet" in run.markdown()
+    assert not run.plots()
+    buttons = run.buttons()
+    assert buttons["open_compute_label_sharpness"]["operator"] == "@fiftyone-intrinsic/intrinsic/compute_label_sharpness"
+    assert buttons["open_compute_intrinsic_dimension"]["prompt"] is True
+
+
+def test_load_shows_values_plots_and_pairs(audited):
+    run = PanelRun(audited, "on_load")
+    dim = fi.load_intrinsic_results(audited, "intrinsic_dimension")
+    kf = fi.load_intrinsic_results(audited, "label_sharpness")
+    robust = fi.load_intrinsic_results(audited, "adversarial_robustness")
+    text = run.markdown()
+    assert f"d_data = {dim.dimension:.2f}" in text and f"{dim.ci_low:.2f}" in text
+    assert f"K_F = {kf.k_f:.4g}" in text and "**1** conflicting duplicates" in text
+    assert f"Clean accuracy **{robust.clean_accuracy:.3f}**" in text and "Δloss" in text
+    assert "Pair certificate" in text
+    assert "Not compared: K_F was computed at 28x28" in text  # not the paper's preprocessing
+    assert set(run.plots()) >= {"id_vs_k", "local_dimension", "robust_linf", "robust_l2"}
+    assert run.data["id_vs_k"][0]["y"][-1] == pytest.approx(dim.dimension)
+    assert len(run.data["local_dimension"][0]["x"]) == len(audited)
+    pgd = next(t for t in run.data["robust_linf"] if t["name"] == "PGD")
+    assert pgd["y"] == robust.curves["pgd"]["accuracy"]
+    for plot in run.plots():
+        layout = run.state[f"layout_{plot}"]
+        assert layout["xaxis"]["title"]["text"] and layout["yaxis"]["title"]["text"]
+    assert run.state["pairs"] == [[p["id_i"], p["id_j"]] for p in kf.pairs]
+    assert len(str(run.state)) < 20_000  # plots live in panel data, not state
+    assert {f"pair_{i}" for i in range(5)} <= set(run.buttons())
+
+
+def test_clicking_a_pair_shows_its_two_samples(audited):
+    loaded = PanelRun(audited, "on_load")
+    clicked = PanelRun(audited, "show_pair", state=loaded.state, params={"index": 1})
+    (set_view,) = [r for r in clicked.triggers if r.operator_uri == "set_view"]
+    pair = loaded.state["pairs"][1]
+    stages = set_view.params["view"]
+    shown = fo.DatasetView._build(audited, stages)
+    assert shown.values("id") == pair
+    duplicates = PanelRun(audited, "show_duplicates", state=loaded.state)
+    (set_view,) = [r for r in duplicates.triggers if r.operator_uri == "set_view"]
+    assert len(fo.DatasetView._build(audited, set_view.params["view"])) == 2
+
+
+def test_change_of_dataset_updates_and_compares(audited, dataset_name, tmp_path):
+    from conftest import shared_file
+
+    with np.load(shared_file("medical/breastmnist_28.npz")) as archive:
+        images, labels = archive["test_images"], archive["test_labels"]
+    other = import_arrays(images, labels, name=dataset_name, images_dir=tmp_path)
+    fi.compute_intrinsic_dimension(other, **QUIET)
+    fi.compute_label_sharpness(other, "ground_truth", **QUIET)
+    first = PanelRun(audited, "on_load")
+    changed = PanelRun(other, "on_change_dataset", state=first.state)
+    assert f"`{other.name}`" in changed.markdown() and f"`{audited.name}`" not in changed.markdown()
+    assert changed.state["pairs"] != first.state["pairs"]
+    names = changed.data["database"][0]["text"]
+    assert other.name in names and audited.name in names
+
+
+def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path):
+    from conftest import shared_file
+
+    with np.load(shared_file("medical/breastmnist_28.npz")) as archive:
+        images, labels = archive["test_images"][:120], archive["test_labels"][:120]
+    dataset = import_arrays(images, labels, name=dataset_name, images_dir=tmp_path)
+    paper = {"preprocessing": {"size": 224, "value_range": "byte", "normalize_max": True}}
+    fi.compute_intrinsic_dimension(dataset, features=paper, **QUIET)
+    fi.compute_label_sharpness(dataset, "ground_truth", features=paper, **QUIET)
+    run = PanelRun(dataset, "on_load")
+    assert "same preprocessing as the paper" in run.markdown()
+    traces = run.data["paper"]
+    assert [t["name"] for t in traces] == ["paper: medical", "paper: natural", dataset_name]
+    assert "BraTS" in traces[0]["text"] and "ImageNet" in traces[1]["text"]
+    assert traces[2]["y"] == [fi.load_intrinsic_results(dataset, "label_sharpness").k_f]
+
+
+def test_open_panel_operator(audited):
+    result = foo.execute_operator("@fiftyone-intrinsic/intrinsic/open_intrinsic_panel", ctx=dict(dataset=audited))
+    (request,) = [r for r in result.executor._requests if r.operator_uri == "open_panel"]
+    assert request.params["name"] == "intrinsic_properties"
