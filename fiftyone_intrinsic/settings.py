@@ -45,7 +45,9 @@ class DimensionSettings(_Settings):
     )
     k: int = Field(20, ge=3, le=1000, description="Neighbours per point for the MLE estimators.")
     discard_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="TwoNN: fraction of the largest ratios T2/T1 discarded."
+        0.1, gt=0.0, lt=1.0,
+        description="TwoNN: fraction of the largest ratios T2/T1 discarded; above 0, since "
+        "the largest ratio's target −log(1 − N/N) is infinite.",
     )
     n_bootstrap: int = Field(
         200, ge=0, le=100_000, description="Bootstrap resamples of the points for the interval."

@@ -116,7 +116,7 @@ def _encode_labels(labels, n_rows: int):
     labels = np.asarray(list(labels) if not isinstance(labels, np.ndarray) else labels)
     if labels.ndim != 1 or labels.shape[0] != n_rows:
         raise ValueError(f"labels must be one label per row of X: got shape {labels.shape} for {n_rows} rows.")
-    missing = [i for i, label in enumerate(labels.tolist()) if label is None]
+    missing = [i for i, label in enumerate(labels.tolist()) if label is None or label != label]  # None or NaN
     if missing:
         raise ValueError(
             f"{len(missing)} of {n_rows} labels are missing (first rows: {missing[:10]}). "

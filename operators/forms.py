@@ -144,6 +144,7 @@ def add_label_field(ctx, inputs, view):
     for name in fields:
         choices.add_choice(name, label=name)
     prop = inputs.str("label_field", label="Label field", required=True, view=choices,
+                      default="ground_truth" if "ground_truth" in fields else (fields[0] if fields else None),
                       description="Classification field whose labels K_F compares")
     field = ctx.params.get("label_field")
     if field is None:

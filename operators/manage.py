@@ -43,11 +43,11 @@ class LoadSharpestPairs(foo.Operator):
         return types.Property(inputs, view=types.View(label="Show sharpest pairs"))
 
     def execute(self, ctx):
-        from fiftyone_intrinsic.compute import sharpness_fields
+        from fiftyone_intrinsic import load_sharpest_pairs_view
 
-        name = sharpness_fields(ctx.params["run_key"])["view"]
-        ctx.ops.set_view(name=name)
-        return {"view": name, "samples": len(ctx.dataset.load_saved_view(name))}
+        view = load_sharpest_pairs_view(ctx.dataset, ctx.params["run_key"])
+        ctx.ops.set_view(view=view)
+        return {"run_key": ctx.params["run_key"], "samples": len(view)}
 
     def __call__(self, sample_collection, run_key="label_sharpness"):
         """The saved view of the run's pairs (conflicting duplicates first)."""

@@ -148,8 +148,7 @@ class ComputeLabelSharpness(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compute label sharpness"))
 
     def execute(self, ctx):
-        from fiftyone_intrinsic import compute_label_sharpness
-        from fiftyone_intrinsic.compute import sharpness_fields
+        from fiftyone_intrinsic import compute_label_sharpness, load_sharpest_pairs_view
 
         params = ctx.params
         view = ctx.target_view()
@@ -169,7 +168,7 @@ class ComputeLabelSharpness(foo.Operator):
         )
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
-            yield ctx.ops.set_view(name=sharpness_fields(run_key)["view"])
+            yield ctx.ops.set_view(view=load_sharpest_pairs_view(view, run_key))
             yield ctx.ops.notify(
                 f"K_F = {result.k_f:.4g}; {len(result.conflicting_duplicates)} conflicting "
                 "duplicates; showing the sharpest pairs",

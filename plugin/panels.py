@@ -74,7 +74,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
         panel = types.Object()
         state = ctx.panel.state
         text = state.summary or {}
-        panel.md(text.get("header", "## Intrinsic properties"), name="header")
+        panel.md(text.get("header", "### Intrinsic properties"), name="header")
         actions = panel.h_stack("actions", align_x="left", gap=1)
         for name, label in ACTIONS:
             actions.btn(f"open_{name}", label=label, on_click=f"{PLUGIN}/{name}", prompt=True, variant="contained")
@@ -110,9 +110,9 @@ class _Content:
     def __init__(self, summary):
         self.text, self.plots, self.pair_ids, self.duplicate_tag = {}, {}, [], None
         if summary is None:
-            self.text["header"] = "## Intrinsic properties\nOpen a dataset to audit it."
+            self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
             return
-        self.text["header"] = f"## Intrinsic properties of `{summary.name}`\n{summary.n_samples} samples."
+        self.text["header"] = f"### Intrinsic properties of `{summary.name}`\n{summary.n_samples} samples."
         if not summary.runs:
             self.text["header"] += (
                 "\n\nNo audit runs yet. Use **Compute d_data** and **Compute K_F** below (or "
@@ -127,13 +127,13 @@ class _Content:
     def _dimension(self, summary):
         run = summary.dimension
         if run is None:
-            self.text["dimension"] = "### Intrinsic dimension\nNot computed yet: use **Compute d_data**."
+            self.text["dimension"] = "**Intrinsic dimension**\n\nNot computed yet: use **Compute d_data**."
             return
         r = run.results
         ci = f" (95% CI {r['ci_low']:.2f} – {r['ci_high']:.2f})" if r.get("ci_low") is not None else ""
         near = f", {r['n_near_duplicates']} near-duplicates merged" if r.get("n_near_duplicates") else ""
         self.text["dimension"] = (
-            f"### Intrinsic dimension d_data = {r['dimension']:.2f}{ci}\n"
+            f"**Intrinsic dimension d_data = {r['dimension']:.2f}{ci}**\n\n"
             f"Estimator **{r['estimator']}**, k = {r['k']}, run `{run.key}`; "
             f"{r['n_duplicates']} exact duplicates removed{near}. Features: {_features(run.features)}."
         )
@@ -146,13 +146,13 @@ class _Content:
     def _sharpness(self, summary):
         run = summary.sharpness
         if run is None:
-            self.text["sharpness"] = "### Label sharpness\nNot computed yet: use **Compute K_F**."
+            self.text["sharpness"] = "**Label sharpness**\n\nNot computed yet: use **Compute K_F**."
             return
         r = run.results
         k_f = "undefined" if r.get("k_f") is None else f"{r['k_f']:.4g}"
         duplicates = len(r.get("conflicting_duplicates", []))
         self.text["sharpness"] = (
-            f"### Label sharpness K_F = {k_f}\n"
+            f"**Label sharpness K_F = {k_f}**\n\n"
             f"Run `{run.key}` on `{run.config.get('label_field')}`; features: {_features(run.features)}. "
             f"**{duplicates}** conflicting duplicates (identical images, different labels). "
             "Sharpest pairs (click to show both images):"
@@ -169,10 +169,10 @@ class _Content:
     def _robustness(self, summary):
         run = summary.robustness
         if run is None:
-            self.text["robustness"] = "### Adversarial robustness\nNot evaluated yet: use **Evaluate robustness** with your model."
+            self.text["robustness"] = "**Adversarial robustness**\n\nNot evaluated yet: use **Evaluate robustness** with your model."
             return
         r = run.results
-        lines = [f"### Adversarial robustness (run `{run.key}`)",
+        lines = [f"**Adversarial robustness** (run `{run.key}`)",
                  f"Clean accuracy **{r['clean_accuracy']:.3f}** on {r['n_samples']} samples."]
         if r.get("delta_loss") is not None:
             lines.append(f"FGSM at ε = 2/255: Δloss = **{r['delta_loss']:.3f}** nats (the paper's metric).")
@@ -202,26 +202,26 @@ class _Content:
         if sharp and dim and sharp.results.get("k_f"):
             comparable, reason = paper_comparability(sharp.features)
             if comparable:
-                self.text["paper"] = "### Against the paper's reference datasets\n" + reason + "."
+                self.text["paper"] = "**Against the paper's reference datasets**\n\n" + reason + "."
                 self.plots["paper"] = figures.paper_scatter(
                     PAPER_DATASETS, summary.name, dim.results["dimension"], sharp.results["k_f"]
                 )
             else:
                 self.text["paper"] = (
-                    "### Against the paper's reference datasets\nNot compared: K_F was " + reason
+                    "**Against the paper's reference datasets**\n\nNot compared: K_F was " + reason
                     + ". Rerun **Compute K_F** with size 224, range [0, 255] and per-image max normalization."
                 )
         others = comparable_summaries(summary)
         rows = [_row(s, current=False) for s in others] + [_row(summary, current=True)]
         rows = [row for row in rows if row]
         if len(rows) > 1:
-            self.text["database"] = f"### Datasets of this database with comparable runs ({len(rows)})"
+            self.text["database"] = f"**Datasets of this database with comparable runs** ({len(rows)})"
             self.plots["database"] = figures.datasets_scatter(rows)
         robust_rows = [row for row in rows if row.get("r_hat")]
         if len(robust_rows) >= 2:
             slope = loglog_slope([row["k_f"] for row in robust_rows], [row["r_hat"] for row in robust_rows])
             self.text["robust_vs_kf"] = (
-                f"### Robustness vs K_F across datasets\nFitted log–log slope {slope:.2f}; the bound "
+                f"**Robustness vs K_F across datasets**\n\nFitted log–log slope {slope:.2f}; the bound "
                 "log R̂ ≳ −log K_F + log b has slope −1."
             )
             self.plots["robust_vs_kf"] = figures.robustness_vs_sharpness(robust_rows, slope)

@@ -250,13 +250,25 @@ def test_find_duplicates_without_duplicates(rng):
 @pytest.mark.parametrize(
     "X, error, message",
     [
-        (np.array([[1.0, np.nan], [0.0, 1.0]]), ValueError, r"NaN or inf values in 1 of 2 rows \(first rows: \[0\]\)"),
-        (np.array([[1.0, 2.0], [np.inf, 1.0], [0.0, -np.inf]]), ValueError, r"NaN or inf values in 2 of 3 rows \(first rows: \[1, 2\]\)"),
+        (
+            np.array([[1.0, np.nan], [0.0, 1.0]]),
+            ValueError,
+            r"NaN or inf values in 1 of 2 rows \(first rows: \[0\]\)",
+        ),
+        (
+            np.array([[1.0, 2.0], [np.inf, 1.0], [0.0, -np.inf]]),
+            ValueError,
+            r"NaN or inf values in 2 of 3 rows \(first rows: \[1, 2\]\)",
+        ),
         (np.arange(5.0), ValueError, r"must be a 2-D \(N, D\) array .* got shape \(5,\)\. Flatten"),
         (np.zeros((2, 3, 4)), ValueError, r"must be a 2-D .* got shape \(2, 3, 4\)"),
         (np.zeros((0, 4)), ValueError, r"X is empty \(shape \(0, 4\)\)"),
         (np.zeros((3, 0)), ValueError, r"X is empty \(shape \(3, 0\)\)"),
-        (np.array([[1, "a"], [2, None]], dtype=object), TypeError, r"X must be a numeric \(N, D\) array; got dtype object"),
+        (
+            np.array([[1, "a"], [2, None]], dtype=object),
+            TypeError,
+            r"X must be a numeric \(N, D\) array; got dtype object",
+        ),
         (np.array([["1", "2"]]), TypeError, r"numeric .* got dtype <U1"),
     ],
 )

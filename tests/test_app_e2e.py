@@ -1,0 +1,179 @@
+"""End to end in a real browser: the FiftyOne App served on 127.0.0.1 with real data, the
+Intrinsic properties panel opened from the "+" menu, an operator run from the panel's
+button, the values rendered, a sharp pair clicked and shown in the grid. Screenshots go to
+``test-artifacts/``.
+
+Set-up installs what is missing: Debian's ``chromium`` (apt-get, as root) and the
+``playwright`` package (pip, into this interpreter); no browser is downloaded.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+import fiftyone as fo
+
+import fiftyone_intrinsic as fi
+from fiftyone_intrinsic.importers import import_arrays, import_medmnist, read_idx
+
+from conftest import REPO, shared_file
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-quic",
+]
+QUIET = dict(device="cpu", progress=lambda f, s: None)
+
+
+
+
+def _ensure_browser_tools():
+    if not shutil.which("chromium"):
+        if os.geteuid() != 0:
+            pytest.skip("chromium is missing and installing it needs root")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, env=env)
+        install = subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], capture_output=True, text=True, env=env)
+        if install.returncode != 0:
+            pytest.fail(f"could not install Debian's chromium: {install.stderr[-500:]}")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "playwright"], check=True)
+
+
+ARTIFACTS.mkdir(exist_ok=True)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The App server on 127.0.0.1 with a medical and a natural dataset."""
+    _ensure_browser_tools()
+    folder = tmp_path_factory.mktemp("app")
+    medical = import_medmnist(shared_file("medical/breastmnist_28.npz"), name=f"e2e-breastmnist-{os.getpid()}",
+                              images_dir=folder / "breast", overwrite=True)
+    natural = _audited_natural(folder)
+    port = _free_port()
+    log = open(folder / "server.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        server.kill()
+        pytest.fail(f"the App server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+    yield dict(url=url, medical=medical, natural=natural)
+    server.terminate()
+    server.wait(timeout=30)
+    for dataset in (medical, natural):
+        fo.delete_dataset(dataset.name)
+
+
+def _audited_natural(folder):
+    """1,000 MNIST test images (3 vs 5) with d_data, K_F and a robustness run."""
+    images = read_idx(shared_file("natural/mnist_t10k/t10k-images-idx3-ubyte.gz"))
+    labels = read_idx(shared_file("natural/mnist_t10k/t10k-labels-idx1-ubyte.gz"))
+    keep = np.flatnonzero((labels == 3) | (labels == 5))[:1000]
+    dataset = import_arrays(images[keep], labels[keep], name=f"e2e-mnist-3-vs-5-{os.getpid()}",
+                            images_dir=folder / "mnist", overwrite=True)
+    fi.compute_intrinsic_dimension(dataset, **QUIET)
+    fi.compute_label_sharpness(dataset, "ground_truth", **QUIET)
+    from training import train_small_cnn
+
+    x = torch.tensor(images[keep] / 255.0, dtype=torch.float32).unsqueeze(1)
+    y = torch.tensor((labels[keep] == 5).astype(np.int64))
+    model = train_small_cnn(x[:800], y[:800], epochs=4)
+    fi.evaluate_robustness(dataset.skip(800), model, class_names=["3", "5"],
+                           model_input=dict(size=28, channels=1, mean=(0.0,), std=(1.0,)),
+                           epsilons=(0, 1, 2, 4, 8), epsilons_l2=(0, 0.5, 1, 2), pgd_steps=5,
+                           sharpness_run_key="label_sharpness", **QUIET)
+    return dataset
+
+
+def _open_panel(page, url, dataset):
+    page.goto(f"{url}/datasets/{dataset.name}", wait_until="load")
+    page.get_by_text(f"{len(dataset):,} samples").first.wait_for(timeout=120_000)
+    dismiss = page.get_by_text("Dismiss")
+    if dismiss.count():
+        dismiss.click()
+    new_panel = page.locator("[title='New panel']").first
+    try:
+        new_panel.wait_for(timeout=60_000)
+    finally:
+        page.screenshot(path=ARTIFACTS / f"app_loaded_{dataset.name}.png")
+    new_panel.click()
+    page.get_by_text("Intrinsic properties").first.click()
+    page.get_by_text(f"Intrinsic properties of").first.wait_for(timeout=60_000)
+
+
+def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        _open_panel(page, app["url"], app["medical"])
+        page.get_by_text("No audit runs yet").wait_for(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "panel_empty_breastmnist.png")
+
+        page.get_by_role("button", name="Compute K_F").click()
+        page.get_by_text("Compute label sharpness").first.wait_for(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "form_label_sharpness.png")
+        execute = page.get_by_role("button", name="Execute")
+        execute.wait_for(timeout=30_000)
+        page.wait_for_timeout(1500)  # the dynamic form resolves its defaults
+        execute.click()
+
+        page.get_by_text("Label sharpness K_F =").wait_for(timeout=180_000)
+        done = page.get_by_role("button", name="Done")
+        if done.count():
+            done.click()  # close the operator's progress dialog
+        app["medical"].reload()  # the run was written by the App's server process
+        expected = fi.load_intrinsic_results(app["medical"], "label_sharpness").k_f
+        assert page.get_by_text(f"K_F = {expected:.4g}").count() >= 1
+        page.screenshot(path=ARTIFACTS / "panel_breastmnist_after_kf.png")
+
+        page.get_by_role("button", name="1. d = ").click()
+        page.get_by_text("2 samples", exact=True).wait_for(timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "grid_sharpest_pair_breastmnist.png")
+        browser.close()
+
+
+def test_panel_on_a_natural_dataset_with_every_section(app):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1600, "height": 2400})
+        _open_panel(page, app["url"], app["natural"])
+        page.get_by_text("Adversarial robustness (run").wait_for(timeout=60_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        assert page.locator(".js-plotly-plot").count() >= 4
+        assert page.get_by_text("Robust accuracy vs L∞ budget").count() >= 1
+        page.screenshot(path=ARTIFACTS / "panel_mnist_3_vs_5.png", full_page=True)
+        browser.close()
