@@ -152,6 +152,7 @@ def nearest_neighbors(
     mask: BlockMask | None = None,
     observe: BlockObserver | None = None,
     block_bytes: int = 256 * 2**20,
+    groups: np.ndarray | None = None,
     progress: Progress | None = None,
 ) -> Neighbors:
     """Exact k nearest neighbours of every row of ``X`` among the rows of ``X``.
@@ -165,6 +166,9 @@ def nearest_neighbors(
         observe (None): sees every masked block of approximate squared distances (float32,
             not exact), e.g. to accumulate per-class minima.
         block_bytes (256 MiB): memory for one block of approximate distances.
+        groups (None): ``(G + 1,)`` ascending row bounds; rows ``groups[g]:groups[g+1]``
+            form group g, and pairs within a group are excluded without being computed
+            (e.g. same-label pairs of rows sorted by label: half the work for two classes).
         progress (None): called as ``progress(rows_done, N)`` after each block.
 
     Returns:
@@ -184,10 +188,10 @@ def nearest_neighbors(
     rows_per_block = max(1, min(n_rows, block_bytes // (4 * n_rows)))
     distances = np.empty((n_rows, k), dtype=np.float64)
     indices = np.empty((n_rows, k), dtype=np.int64)
+    bounds = np.asarray(groups if groups is not None else [0, n_rows], dtype=np.int64)
     with torch.no_grad(), exact_float32_matmul():
-        for start in range(0, n_rows, rows_per_block):
-            stop = min(n_rows, start + rows_per_block)
-            block_d, block_i = search.block(start, stop, mask, observe)
+        for start, stop, skipped in _blocks(bounds, rows_per_block, groups is not None):
+            block_d, block_i = search.block(start, stop, mask, observe, skipped)
             distances[start:stop] = block_d.cpu().numpy()
             indices[start:stop] = block_i.cpu().numpy()
             if progress is not None:
@@ -213,6 +217,13 @@ def _error_bound(squared_norms: torch.Tensor, n_features: int) -> torch.Tensor:
     return 2.0 * (n_features + 10) * FLOAT32_UNIT_ROUNDOFF * (squared_norms + squared_norms.max())
 
 
+def _blocks(bounds, rows_per_block, skip_own_group):
+    """``(start, stop, skipped_columns)`` row blocks that never straddle a group bound."""
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        for start in range(lo, hi, rows_per_block):
+            yield start, min(hi, start + rows_per_block), (lo, hi) if skip_own_group else None
+
+
 def _exclude_self(block: torch.Tensor, start: int, stop: int) -> None:
     rows = torch.arange(stop - start, device=block.device)
     block[rows, rows + start] = float("inf")
@@ -233,15 +244,8 @@ class _BlockedSearch:
         self.squared_norms32 = squared_norms.float()
         self.error_bound = _error_bound(squared_norms, X.shape[1])
 
-    def block(self, start, stop, mask, observe):
-        approx = torch.addmm(
-            self.squared_norms32.unsqueeze(0),
-            self.centered32[start:stop],
-            self.centered32.T,
-            beta=1.0,
-            alpha=-2.0,
-        )
-        approx.add_(self.squared_norms32[start:stop].unsqueeze(1))
+    def block(self, start, stop, mask, observe, skipped=None):
+        approx = self._approximate(start, stop, skipped)
         mask(approx, start, stop)
         if observe is not None:
             observe(approx, start, stop)
@@ -250,29 +254,50 @@ class _BlockedSearch:
         values, columns = torch.topk(approx, n_kept, dim=1, largest=False, sorted=True)
         threshold = values[:, self.k - 1].double() + 2.0 * self.error_bound[start:stop]
         candidate = torch.isfinite(values) & (values.double() <= threshold.unsqueeze(1))
-        exact = self._exact_squared(torch.arange(start, stop, device=approx.device), columns)
-        exact = torch.where(candidate, exact, torch.full_like(exact, float("inf")))
+        # re-measure only the candidates: the float64 gather is the costly part
+        exact = torch.full(columns.shape, float("inf"), dtype=torch.float64, device=approx.device)
+        local_rows, slots = torch.nonzero(candidate, as_tuple=True)
+        exact[local_rows, slots] = self._exact_pairs(local_rows + start, columns[local_rows, slots])
         best_d, best_i = _k_smallest(exact, columns, self.k)
         # rows whose last kept value is still a candidate may have more candidates beyond it
         overflow = candidate[:, -1] if n_kept < n_rows else torch.zeros_like(candidate[:, -1])
         for local_row in torch.nonzero(overflow).flatten().tolist():
             row_threshold = threshold[local_row].item()
             cols = torch.nonzero(approx[local_row].double() <= row_threshold).flatten()
-            row = torch.full_like(cols, start + local_row)
-            row_exact = self._exact_squared(row[:1], cols.unsqueeze(0))
-            d, i = _k_smallest(row_exact, cols.unsqueeze(0), self.k)
+            row_exact = self._exact_pairs(torch.full_like(cols, start + local_row), cols)
+            d, i = _k_smallest(row_exact.unsqueeze(0), cols.unsqueeze(0), self.k)
             best_d[local_row], best_i[local_row] = d[0], i[0]
         best_i = torch.where(torch.isfinite(best_d), best_i, torch.full_like(best_i, -1))
         return best_d.sqrt(), best_i
 
-    def _exact_squared(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        """Float64 squared distances from each row to its columns: ``(r,)``, ``(r, c)`` → ``(r, c)``."""
-        n_cols, n_features = columns.shape[1], self.data.shape[1]
-        chunk = max(1, _RECHECK_BYTES // (8 * n_cols * n_features))
-        out = torch.empty(columns.shape, dtype=torch.float64, device=columns.device)
+    def _approximate(self, start, stop, skipped):
+        """``(stop − start, N)`` float32 squared distances; ``skipped`` column range is inf."""
+        queries = self.centered32[start:stop]
+        n_rows = self.centered32.shape[0]
+        if skipped is None:
+            ranges = [(0, n_rows)]
+            approx = torch.empty((stop - start, n_rows), dtype=torch.float32, device=queries.device)
+        else:
+            ranges = [(0, skipped[0]), (skipped[1], n_rows)]
+            approx = torch.full((stop - start, n_rows), float("inf"), device=queries.device)
+        for lo, hi in ranges:
+            if lo < hi:
+                torch.addmm(
+                    self.squared_norms32[lo:hi].unsqueeze(0), queries, self.centered32[lo:hi].T,
+                    beta=1.0, alpha=-2.0, out=approx[:, lo:hi],
+                )
+        return approx.add_(self.squared_norms32[start:stop].unsqueeze(1))
+
+    def _exact_pairs(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Float64 squared distances of ``(P,)`` row/column index pairs, from the coordinate
+        differences (exact for near-duplicates, unlike the matmul identity)."""
+        n_features = self.data.shape[1]
+        chunk = max(1, _RECHECK_BYTES // (8 * n_features))
+        out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
         for lo in range(0, rows.shape[0], chunk):
-            diff = self.data[columns[lo : lo + chunk]] - self.data[rows[lo : lo + chunk]].unsqueeze(1)
-            out[lo : lo + chunk] = (diff * diff).sum(dim=2)
+            diff = torch.index_select(self.data, 0, columns[lo : lo + chunk])
+            diff.sub_(torch.index_select(self.data, 0, rows[lo : lo + chunk]))
+            out[lo : lo + chunk] = torch.einsum("pd,pd->p", diff, diff)
         return out
 
 

@@ -148,10 +148,7 @@ def _measure(X, codes, classes, settings: SharpnessSettings, progress) -> Sharpn
     class_minima = torch.full((n_rows, n_classes), _INF, device=device)
 
     def mask(block, start, stop):
-        for c in range(n_classes):
-            lo, hi = max(start, bounds[c]), min(stop, bounds[c + 1])
-            if lo < hi:
-                block[lo - start : hi - start, bounds[c] : bounds[c + 1]] = _INF
+        # same-label pairs are never computed (groups below); identical twins are masked
         in_block = twins[(twins[:, 0] >= start) & (twins[:, 0] < stop)]
         if in_block.size:
             block[torch.as_tensor(in_block[:, 0] - start), torch.as_tensor(in_block[:, 1])] = _INF
@@ -162,7 +159,9 @@ def _measure(X, codes, classes, settings: SharpnessSettings, progress) -> Sharpn
 
     X_sorted = X[order]
     k = min(settings.top, n_rows - 1)
-    found = nearest_neighbors(X_sorted, k, device=device, mask=mask, observe=observe, progress=progress)
+    found = nearest_neighbors(
+        X_sorted, k, device=device, mask=mask, observe=observe, groups=bounds, progress=progress
+    )
     neighbor_index = np.where(found.indices >= 0, order[np.maximum(found.indices, 0)], -1)
     distances = np.empty_like(found.distances)
     indices = np.empty_like(neighbor_index)
