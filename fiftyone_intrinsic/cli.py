@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--top", type=int, default=10, help="sharpest pairs to flag (default: 10)")
     audit.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     audit.add_argument("--images-dir", help="where PNGs of array sources are written")
+    audit.add_argument("--app", action="store_true",
+                       help="then launch the FiftyOne App with the Intrinsic properties panel beside the grid")
+    audit.add_argument("--port", type=int, default=5151, help="App port with --app (default: 5151)")
     return parser
 
 
@@ -58,7 +61,23 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as error:
         print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
         return 2
+    if args.app:
+        launch_app(args.dataset_name, args.port)
     return 0
+
+
+def launch_app(dataset_name: str, port: int) -> None:
+    """Open the App on the audited dataset with the panel beside the grid; blocks until
+    the App is closed (Ctrl-C)."""
+    import fiftyone as fo
+
+    spaces = fo.Space(
+        children=[fo.Panel(type="Samples", pinned=True), fo.Panel(type="intrinsic_properties")],
+        orientation="horizontal",
+    )
+    session = fo.launch_app(fo.load_dataset(dataset_name), spaces=spaces, port=port, address="127.0.0.1")
+    print(f"The App is at http://127.0.0.1:{port}; press Ctrl-C to stop.")
+    session.wait(-1)
 
 
 def run_audit(args: argparse.Namespace) -> str:
@@ -89,6 +108,7 @@ def run_audit(args: argparse.Namespace) -> str:
             duplicate_tolerance=args.duplicate_tolerance, **common,
         )
     sharpness = compute_label_sharpness(dataset, args.label_field, top=args.top, **common)
+    args.dataset_name = dataset.name
     return format_report(dataset, dimension, twonn, sharpness)
 
 
