@@ -14,7 +14,8 @@ FiftyOne layer (stores runs, fields, tags and views on a dataset):
   :func:`compute_representation_dimension` (d_repr of a model layer), and
   :func:`list_intrinsic_runs`, :func:`load_intrinsic_results`,
   :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`,
-  :func:`load_sharpest_pairs_view`.
+  :func:`load_sharpest_pairs_view`, :func:`fit_scaling_law` (learning curve, fitted
+  exponent against −1/d_data, labeling-budget planner).
 
 Names load on first use, so that importing the package (as the FiftyOne plugin does on
 every operator lookup) pulls in neither torch nor FiftyOne.
@@ -51,6 +52,12 @@ _EXPORTS = {
     "load_intrinsic_results": "runs",
     "get_intrinsic_run_info": "runs",
     "delete_intrinsic_run": "runs",
+    "fit_scaling_law": "scaling_runs",
+    "run_learning_curve": "learning_curve",
+    "fit_power_law": "scaling",
+    "compare_with_law": "scaling",
+    "plan_budget": "scaling",
+    "predict_exponent": "scaling",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -339,26 +339,23 @@ def run_learning_curve(
 def resolve_split(labels: np.ndarray, settings: LearningCurveSettings, train_index=None, test_index=None):
     """``(train_index, test_index)``: given, or carved; refuses overlap and one class."""
     n_labels = labels.shape[0]
-    _require_classes(labels if train_index is None else labels[_positions(train_index, n_labels, "train_index")], "data")
+    pool = np.arange(n_labels) if train_index is None else _positions(train_index, n_labels, "train_index")
+    _require_classes(labels[pool], "data")
     if test_index is None:
-        candidates = np.arange(n_labels) if train_index is None else _positions(train_index, n_labels, "train_index")
-        n_test = settings.n_test or min(750, len(candidates) // 4)
+        n_test = settings.n_test or min(750, len(pool) // 4)
         if n_test < 1:
-            raise ValueError(f"The data has {len(candidates)} images, too few to hold any out; add images.")
-        train_pos, test_pos = held_out_split(labels[candidates], n_test, settings.split_seed, settings.balance)
-        return candidates[train_pos], candidates[test_pos]
+            raise ValueError(f"The data has {len(pool)} images, too few to hold any out; add images.")
+        train_pos, test_pos = held_out_split(labels[pool], n_test, settings.split_seed, settings.balance)
+        return pool[train_pos], pool[test_pos]
     test_index = _positions(test_index, n_labels, "test_index")
-    if train_index is None:
-        train_index = np.setdiff1d(np.arange(n_labels), test_index)
-    else:
-        train_index = _positions(train_index, n_labels, "train_index")
-        overlap = np.intersect1d(train_index, test_index)
-        if overlap.size:
-            raise ValueError(
-                f"The held-out split overlaps the training pool in {overlap.size} images "
-                f"(positions {overlap[:10].tolist()}); a test loss on training images is not a "
-                "test loss. Remove them from one of the two."
-            )
+    overlap = np.intersect1d(pool, test_index) if train_index is not None else np.empty(0, np.int64)
+    if overlap.size:
+        raise ValueError(
+            f"The held-out split overlaps the training pool in {overlap.size} images "
+            f"(positions {overlap[:10].tolist()}); a test loss on training images is not a "
+            "test loss. Remove them from one of the two."
+        )
+    train_index = np.setdiff1d(pool, test_index)
     _require_classes(labels[train_index], "training pool")
     unknown = sorted(set(labels[test_index].tolist()) - set(labels[train_index].tolist()))
     if unknown:

@@ -21,7 +21,13 @@ __all__ = [
 ]
 
 #: Run methods written by this library.
-METHODS = ("intrinsic_dimension", "label_sharpness", "representation_dimension", "adversarial_robustness")
+METHODS = (
+    "intrinsic_dimension",
+    "label_sharpness",
+    "representation_dimension",
+    "adversarial_robustness",
+    "scaling_law",
+)
 
 
 class IntrinsicRunConfig(fors.RunConfig):

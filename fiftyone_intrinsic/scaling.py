@@ -566,8 +566,8 @@ def _positive(value, name: str) -> float:
 
 def _interval(interval, center: float, name: str):
     """``(low, high)`` checked to bracket ``center``; ``(None, None)`` when not given or
-    not computed (nan, e.g. an estimate without bootstrap)."""
-    if interval is None:
+    not computed (None or nan, e.g. an estimate stored without bootstrap)."""
+    if interval is None or any(v is None for v in interval):
         return None, None
     low, high = (float(v) for v in interval)
     if math.isnan(low) or math.isnan(high):

@@ -143,7 +143,8 @@ def fit_scaling_law(
             sample with ``samples``. None carves ``n_test`` images from ``samples``.
         sizes, n_seeds (3), seed (0), n_test, split_seed (0), balance ("equal"),
             epochs (30), min_steps (100), batch_size (32), learning_rate (2e-3),
-            weight_decay (0.0), schedule ("cosine"): see :class:`~fiftyone_intrinsic.learning_curve.LearningCurveSettings`.
+            weight_decay (0.0), schedule ("cosine"): see
+            :class:`~fiftyone_intrinsic.learning_curve.LearningCurveSettings`.
         model_factory (None): ``factory(n_classes, channels, size)`` returning a fresh
             model for [0, 1] images; None: the built-in
             :class:`~fiftyone_intrinsic.learning_curve.SmallCNN`.

@@ -37,6 +37,7 @@ class DatasetSummary:
     sharpness: Optional[RunSummary] = None
     robustness: Optional[RunSummary] = None
     representation: Optional[RunSummary] = None
+    scaling: Optional[RunSummary] = None
     runs: list = field(default_factory=list)
 
 
@@ -45,6 +46,7 @@ _SLOTS = {
     "label_sharpness": "sharpness",
     "adversarial_robustness": "robustness",
     "representation_dimension": "representation",
+    "scaling_law": "scaling",
 }
 
 

@@ -5,6 +5,7 @@ from .manage import DeleteIntrinsicRun, GetIntrinsicRunInfo, LoadSharpestPairs
 from .measure import ComputeIntrinsicDimension, ComputeLabelSharpness
 from .representation import ComputeRepresentationDimension
 from .robustness import EvaluateAdversarialRobustness
+from .scaling import FitScalingLaw
 
 #: Every operator class, in the order the plugin registers them.
 OPERATORS = (
@@ -12,6 +13,7 @@ OPERATORS = (
     ComputeLabelSharpness,
     ComputeRepresentationDimension,
     EvaluateAdversarialRobustness,
+    FitScalingLaw,
     LoadSharpestPairs,
     GetIntrinsicRunInfo,
     DeleteIntrinsicRun,

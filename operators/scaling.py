@@ -10,7 +10,8 @@ from .progress import run_with_progress
 
 MODE_LABELS = {
     "curve": ("Learning curve", "Train on nested subsets of the paper's sizes (500 … 1750, capped by the data)"),
-    "pilot": ("Pilot", "A small labeled set: sizes from an eighth of it to all of it; the plan takes its slope from d_data"),
+    "pilot": ("Pilot", "A small labeled set: sizes from an eighth of it to all of it; "
+              "the plan takes its slope from d_data"),
     "before_labeling": ("Before labeling", "No labels, no training: the exponent −1/d_data predicts"),
 }
 
@@ -45,8 +46,10 @@ class FitScalingLaw(foo.Operator):
         if mode != "before_labeling":
             props["label_field"] = forms.add_label_field(ctx, inputs, view)
             held_out = types.RadioGroup()
-            held_out.add_choice("carve", label="Carve from the view", description="A fixed class-balanced held-out split")
-            held_out.add_choice("tag", label="Samples with a tag", description="e.g. MedMNIST's 'test'; must not overlap the view")
+            held_out.add_choice("carve", label="Carve from the view",
+                                description="A fixed class-balanced held-out split")
+            held_out.add_choice("tag", label="Samples with a tag",
+                                description="e.g. MedMNIST's 'test'; must not overlap the view")
             inputs.enum("held_out", held_out.values(), default="carve", label="Held-out split", view=held_out)
             if params.get("held_out", "carve") == "tag":
                 tags = sorted(ctx.dataset.distinct("tags"))

@@ -17,6 +17,7 @@ ACTIONS = (
     ("compute_label_sharpness", "Compute K_F"),
     ("evaluate_adversarial_robustness", "Evaluate robustness"),
     ("compute_representation_dimension", "Compute d_repr"),
+    ("fit_scaling_law", "Fit scaling law"),
 )
 
 
@@ -79,7 +80,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
         for name, label in ACTIONS:
             actions.btn(f"open_{name}", label=label, on_click=f"{PLUGIN}/{name}", prompt=True, variant="contained")
         actions.btn("refresh", label="Refresh", on_click=self.refresh, variant="outlined")
-        for section in ("dimension", "sharpness", "robustness", "paper", "database", "robust_vs_kf"):
+        for section in ("dimension", "sharpness", "robustness", "scaling", "paper", "database", "robust_vs_kf"):
             if text.get(section):
                 panel.md(text[section], name=f"text_{section}")
             for plot in _PLOTS_OF.get(section, ()):
@@ -98,6 +99,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
 _PLOTS_OF = {
     "dimension": ("id_vs_k", "local_dimension"),
     "robustness": ("robust_linf", "robust_l2"),
+    "scaling": ("scaling",),
     "paper": ("paper",),
     "database": ("database",),
     "robust_vs_kf": ("robust_vs_kf",),
@@ -122,6 +124,7 @@ class _Content:
         self._dimension(summary)
         self._sharpness(summary)
         self._robustness(summary)
+        self._scaling(summary)
         self._comparisons(summary)
 
     def _dimension(self, summary):
@@ -193,6 +196,36 @@ class _Content:
         for norm, name in (("linf", "robust_linf"), ("l2", "robust_l2")):
             if any(c["norm"] == norm for c in r["curves"].values()):
                 self.plots[name] = figures.robustness_curves(r["curves"], r["clean_accuracy"], norm)
+
+    def _scaling(self, summary):
+        run = summary.scaling
+        if run is None:
+            return
+        r = run.results
+        if r.get("mode") == "before_labeling":
+            p = r.get("prediction") or {}
+            self.text["scaling"] = (
+                f"**Scaling law (before labeling, run `{run.key}`)**\n\n"
+                f"From d_data = {_num(p.get('d_data'))} alone: predicted exponent {_num(p.get('exponent'))}."
+            )
+            return
+        fit, law = r.get("fit") or {}, r.get("law") or {}
+        lines = [
+            f"**Scaling law** (run `{run.key}`, {r.get('mode')})",
+            "",
+            f"Fitted exponent **{_num(fit.get('exponent'))}** (95% CI {_num(fit.get('exponent_low'))} to "
+            f"{_num(fit.get('exponent_high'))}) against −1/d_data = {_num(law.get('predicted_exponent'))}.",
+        ]
+        plan = (r.get("plans") or {}).get(r.get("primary_plan") or "fitted")
+        if plan and plan.get("targets"):
+            target = plan["targets"][0]
+            lines.append(
+                f"Planner: test loss {target['target_loss']:.3g} needs N ≈ {_num(target['n_needed'])} "
+                f"labelled images (interval {_num(target['n_low'])} – {_num(target['n_high'])})."
+            )
+        self.text["scaling"] = "\n".join(lines)
+        if r.get("sizes"):
+            self.plots["scaling"] = figures.scaling_law(r)
 
     def _comparisons(self, summary):
         from fiftyone_intrinsic.reference import PAPER_DATASETS, paper_comparability

@@ -163,3 +163,27 @@ def test_open_panel_operator(audited):
     result = foo.execute_operator("@fiftyone-intrinsic/intrinsic/open_intrinsic_panel", ctx=dict(dataset=audited))
     (request,) = [r for r in result.executor._requests if r.operator_uri == "open_panel"]
     assert request.params["name"] == "intrinsic_properties"
+
+
+def test_scaling_law_section_plots_the_fit_and_the_plan(audited):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        report = fi.fit_scaling_law(audited, "ground_truth", sizes=(40, 60, 90), n_seeds=2, epochs=3, min_steps=10,
+                                    n_test=60, dimension_run_key="intrinsic_dimension",
+                                    sharpness_run_key="label_sharpness", **QUIET)
+    finally:
+        torch.set_num_threads(threads)
+    run = PanelRun(audited, "on_load")
+    stored = fi.load_intrinsic_results(audited, "scaling_law")
+    assert f"Fitted exponent **{stored.fit['exponent']:.4g}**" in run.markdown()
+    assert "Planner: test loss" in run.markdown()
+    traces = run.data["scaling"]
+    assert traces[0]["x"] == [n for n in stored.sizes for _ in range(2)]
+    assert any(t["name"].startswith("−1/d_data") for t in traces)
+    layout = run.state["layout_scaling"]
+    assert layout["xaxis"]["type"] == "log" and "training-set size" in layout["xaxis"]["title"]["text"]
+    assert "fit_scaling_law" in {b["operator"].rsplit("/", 1)[-1] for b in run.buttons().values() if b.get("operator")}
+    fi.delete_intrinsic_run(audited, "scaling_law")

@@ -178,6 +178,7 @@ def test_before_labeling_prediction_from_d_data_alone():
     assert prediction.data_factor_per_halving == pytest.approx(2**12.5)
     assert prediction.loss_factor_per_doubling == pytest.approx(2 ** -0.08)
     assert predict_exponent(5.0, (float("nan"), float("nan"))).exponent_low is None
+    assert predict_exponent(5.0, (None, None)).exponent_high is None  # as stored without bootstrap
     for bad in (0.0, -3.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="d_data must be a positive number"):
             predict_exponent(bad)
@@ -431,6 +432,22 @@ def test_bad_input_on_a_dataset_is_refused_and_changes_nothing(breast, dataset_n
     fi.delete_intrinsic_run(breast, "id32")
 
 
+def test_pilot_mode_spreads_the_sizes_and_plans_with_the_slope_of_d_data(breast):
+    pool = breast.match_tags("test", bool=False)
+    settings = {k: v for k, v in TINY.items() if k != "sizes"}
+    report = fit_scaling_law(pool, "ground_truth", mode="pilot", test_samples=breast.match_tags("test"),
+                             run_key="pilot", target_loss=[0.6, 0.4], progress=quiet, **settings)
+    assert tuple(report.curve.sizes.tolist()) == pilot_sizes(336) == (42, 64, 96, 146, 222, 336)
+    assert report.primary_plan == "law"
+    law_plan = report.plans["law"]
+    assert law_plan.exponent == pytest.approx(-1.0 / report.law.d_data)
+    assert law_plan.n_needed[0] <= law_plan.n_needed[1]  # a lower target needs more labels
+    stored = fi.load_intrinsic_results(breast, "pilot")
+    assert stored.mode == "pilot" and stored.primary_plan == "law"
+    assert [t["target_loss"] for t in stored.plans["law"]["targets"]] == [0.6, 0.4]
+    fi.delete_intrinsic_run(breast, "pilot")
+
+
 def test_before_labeling_uses_d_data_alone(breast):
     unlabeled = breast.match_tags("train")
     stored_d = fi.compute_intrinsic_dimension(unlabeled, run_key="pool_id", device="cpu", progress=quiet)
@@ -494,12 +511,14 @@ def test_operator_refuses_bad_input_and_changes_nothing(breast):
     op = foo.get_operator(URI)
     pool = breast.match_tags("test", bool=False)
     common = dict(TINY, run_key="refused")
+    held = dict(common, test_tag="test")
+    one_class = pool.match(F("ground_truth.label") == "0")
     cases = {
-        "held-out overlaps": (lambda: op(breast, test_tag="test", **common), "test_tag", "overlaps the training view"),
-        "two sizes": (lambda: op(pool, test_tag="test", **dict(common, sizes=[20, 40])), "sizes", "at least 3 distinct"),
-        "too large": (lambda: op(pool, test_tag="test", **dict(common, sizes=[20, 40, 5000])), "sizes", "larger than the labeled view"),
-        "one class": (lambda: op(pool.match(F("ground_truth.label") == "0"), **common), "label_field", "same label"),
-        "bad target": (lambda: op(pool, test_tag="test", target_loss="a lot", **common), "target_loss", "comma-separated numbers"),
+        "held-out overlaps": (lambda: op(breast, **held), "test_tag", "overlaps the training view"),
+        "two sizes": (lambda: op(pool, **dict(held, sizes=[20, 40])), "sizes", "at least 3 distinct"),
+        "too large": (lambda: op(pool, **dict(held, sizes=[20, 40, 5000])), "sizes", "larger than the labeled view"),
+        "one class": (lambda: op(one_class, **common), "label_field", "same label"),
+        "bad target": (lambda: op(pool, target_loss="a lot", **held), "target_loss", "comma-separated numbers"),
     }
     for name, (call, path, reason) in cases.items():
         message = validation_message(call)
