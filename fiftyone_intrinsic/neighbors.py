@@ -26,6 +26,7 @@ __all__ = [
     "find_duplicates",
     "nearest_neighbors",
     "approximation_error_bound",
+    "compact_columns",
 ]
 
 #: Unit roundoff of IEEE float32 (round to nearest).
@@ -33,13 +34,14 @@ FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 #: Extra approximate neighbours kept per row beyond k, so that near-ties rarely need the
 #: slower per-row fallback.
 _EXTRA_CANDIDATES = 8
-#: Rows of float64 differences materialised at once when re-measuring candidates.
-_RECHECK_BYTES = 64 * 2**20
+#: Bytes of float64 differences materialised at once when re-measuring candidates.
+_RECHECK_BYTES = 2 * 2**20
 
-#: ``mask(block, start, stop)`` sets to +inf, in place, the entries of the
-#: ``(stop - start, N)`` block of squared distances that must not be returned.
+#: ``mask(block, start, stop, skipped)`` sets to +inf, in place, the entries of the
+#: ``(stop - start, M)`` block of squared distances that must not be returned; with
+#: ``skipped = (lo, hi)`` the block leaves out those columns (see :func:`compact_columns`).
 BlockMask = Callable[[torch.Tensor, int, int], None]
-#: ``observe(block, start, stop)`` sees each masked block before selection.
+#: ``observe(block, start, stop, skipped)`` sees each masked block before selection.
 BlockObserver = Callable[[torch.Tensor, int, int], None]
 Progress = Callable[[int, int], None]
 
@@ -94,7 +96,9 @@ class DuplicateGroups:
 
 
 def as_feature_matrix(X, name: str = "X") -> np.ndarray:
-    """Validate an ``(N, D)`` matrix of features and return it as a float64 numpy array.
+    """Validate an ``(N, D)`` matrix of features and return it as a float numpy array:
+    float32 when every value is exactly a float32 (float32, 8- and 16-bit integer and
+    boolean input: half the memory, no rounding), else float64.
 
     Raises:
         TypeError: when ``X`` is not numeric.
@@ -114,7 +118,10 @@ def as_feature_matrix(X, name: str = "X") -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); it needs samples and features.")
-    array = array.astype(np.float64, copy=False)
+    exact_in_float32 = array.dtype in (np.float32, np.float16, np.bool_) or (
+        np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize <= 2
+    )
+    array = array.astype(np.float32 if exact_in_float32 else np.float64, copy=False)
     finite = np.isfinite(array).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
@@ -136,7 +143,8 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     >>> groups.n_duplicates, groups.inverse.tolist(), groups.representatives.tolist()
     (1, [1, 0, 1], [1, 0])
     """
-    rows = np.ascontiguousarray(np.asarray(X, dtype=np.float64) + 0.0)
+    X = np.asarray(X)
+    rows = np.ascontiguousarray(X.astype(np.float32 if X.dtype == np.float32 else np.float64) + 0.0)
     as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
     _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
     return DuplicateGroups(
@@ -207,7 +215,8 @@ def approximation_error_bound(X: torch.Tensor) -> torch.Tensor:
 
 
 def _centered(X: torch.Tensor) -> torch.Tensor:
-    # centring shrinks the norms, and with them the cancellation error bound
+    """Float64 ``X − mean``: centring shrinks the norms, and with them the error bound."""
+    X = X.double()
     return X - X.mean(dim=0, keepdim=True)
 
 
@@ -224,9 +233,27 @@ def _blocks(bounds, rows_per_block, skip_own_group):
             yield start, min(hi, start + rows_per_block), (lo, hi) if skip_own_group else None
 
 
-def _exclude_self(block: torch.Tensor, start: int, stop: int) -> None:
+def _exclude_self(block: torch.Tensor, start: int, stop: int, skipped=None) -> None:
+    if skipped is not None:
+        return  # a row's own group, itself included, is never computed
     rows = torch.arange(stop - start, device=block.device)
     block[rows, rows + start] = float("inf")
+
+
+def compact_columns(columns, skipped):
+    """Column indices of the full ``N`` columns → positions in a block that leaves out the
+    ``skipped = (lo, hi)`` range (``None``: unchanged). Columns in the range are invalid."""
+    if skipped is None:
+        return columns
+    lo, hi = skipped
+    return columns - (hi - lo) * (columns >= hi)
+
+
+def _expand_columns(columns, skipped):
+    if skipped is None:
+        return columns
+    lo, hi = skipped
+    return columns + (hi - lo) * (columns >= lo)
 
 
 class _BlockedSearch:
@@ -234,8 +261,8 @@ class _BlockedSearch:
 
     def __init__(self, X: torch.Tensor, k: int):
         self.k = k
-        # exact distances come from the uncentred float64 rows: the difference of two close
-        # numbers is exact, while centring first would round each coordinate
+        # exact distances come from the uncentred rows (float32 kept where exact): the
+        # difference of two close numbers is exact, while centring would round each one
         self.data = X
         centered = _centered(X)
         squared_norms = (centered * centered).sum(dim=1)
@@ -246,12 +273,16 @@ class _BlockedSearch:
 
     def block(self, start, stop, mask, observe, skipped=None):
         approx = self._approximate(start, stop, skipped)
-        mask(approx, start, stop)
+        mask(approx, start, stop, skipped)
         if observe is not None:
-            observe(approx, start, stop)
+            observe(approx, start, stop, skipped)
         n_rows = approx.shape[1]
         n_kept = min(self.k + _EXTRA_CANDIDATES, n_rows)
-        values, columns = torch.topk(approx, n_kept, dim=1, largest=False, sorted=True)
+        values, compact = torch.topk(approx, n_kept, dim=1, largest=False, sorted=True)
+        if n_kept < self.k:  # fewer columns than neighbours asked for: pad as "none"
+            values = torch.nn.functional.pad(values, (0, self.k - n_kept), value=float("inf"))
+            compact = torch.nn.functional.pad(compact, (0, self.k - n_kept), value=0)
+        columns = _expand_columns(compact, skipped)
         threshold = values[:, self.k - 1].double() + 2.0 * self.error_bound[start:stop]
         candidate = torch.isfinite(values) & (values.double() <= threshold.unsqueeze(1))
         # re-measure only the candidates: the float64 gather is the costly part
@@ -260,10 +291,10 @@ class _BlockedSearch:
         exact[local_rows, slots] = self._exact_pairs(local_rows + start, columns[local_rows, slots])
         best_d, best_i = _k_smallest(exact, columns, self.k)
         # rows whose last kept value is still a candidate may have more candidates beyond it
-        overflow = candidate[:, -1] if n_kept < n_rows else torch.zeros_like(candidate[:, -1])
+        overflow = candidate[:, -1] if values.shape[1] < n_rows else torch.zeros_like(candidate[:, -1])
         for local_row in torch.nonzero(overflow).flatten().tolist():
             row_threshold = threshold[local_row].item()
-            cols = torch.nonzero(approx[local_row].double() <= row_threshold).flatten()
+            cols = _expand_columns(torch.nonzero(approx[local_row].double() <= row_threshold).flatten(), skipped)
             row_exact = self._exact_pairs(torch.full_like(cols, start + local_row), cols)
             d, i = _k_smallest(row_exact.unsqueeze(0), cols.unsqueeze(0), self.k)
             best_d[local_row], best_i[local_row] = d[0], i[0]
@@ -271,33 +302,40 @@ class _BlockedSearch:
         return best_d.sqrt(), best_i
 
     def _approximate(self, start, stop, skipped):
-        """``(stop − start, N)`` float32 squared distances; ``skipped`` column range is inf."""
+        """``(stop − start, M)`` float32 squared distances to every column, or, with
+        ``skipped = (lo, hi)``, to the ``M = N − (hi − lo)`` columns outside that range."""
         queries = self.centered32[start:stop]
         n_rows = self.centered32.shape[0]
-        if skipped is None:
-            ranges = [(0, n_rows)]
-            approx = torch.empty((stop - start, n_rows), dtype=torch.float32, device=queries.device)
-        else:
-            ranges = [(0, skipped[0]), (skipped[1], n_rows)]
-            approx = torch.full((stop - start, n_rows), float("inf"), device=queries.device)
+        ranges = [(0, n_rows)] if skipped is None else [(0, skipped[0]), (skipped[1], n_rows)]
+        ranges = [(lo, hi) for lo, hi in ranges if lo < hi]
+        width = sum(hi - lo for lo, hi in ranges)
+        approx = torch.empty((stop - start, width), dtype=torch.float32, device=queries.device)
+        at = 0
         for lo, hi in ranges:
-            if lo < hi:
-                torch.addmm(
-                    self.squared_norms32[lo:hi].unsqueeze(0), queries, self.centered32[lo:hi].T,
-                    beta=1.0, alpha=-2.0, out=approx[:, lo:hi],
-                )
+            # a single range writes the whole, contiguous block
+            target = approx if len(ranges) == 1 else approx[:, at : at + hi - lo]
+            torch.addmm(
+                self.squared_norms32[lo:hi].unsqueeze(0), queries, self.centered32[lo:hi].T,
+                beta=1.0, alpha=-2.0, out=target,
+            )
+            at += hi - lo
         return approx.add_(self.squared_norms32[start:stop].unsqueeze(1))
 
     def _exact_pairs(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Float64 squared distances of ``(P,)`` row/column index pairs, from the coordinate
-        differences (exact for near-duplicates, unlike the matmul identity)."""
+        differences (exact for near-duplicates, unlike the matmul identity). Small reused
+        buffers: large temporaries cost more in page faults than in arithmetic."""
         n_features = self.data.shape[1]
-        chunk = max(1, _RECHECK_BYTES // (8 * n_features))
+        chunk = max(1, min(rows.shape[0], _RECHECK_BYTES // (8 * n_features)))
         out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
+        left = torch.empty((chunk, n_features), dtype=self.data.dtype, device=rows.device)
+        right = torch.empty_like(left)
         for lo in range(0, rows.shape[0], chunk):
-            diff = torch.index_select(self.data, 0, columns[lo : lo + chunk])
-            diff.sub_(torch.index_select(self.data, 0, rows[lo : lo + chunk]))
-            out[lo : lo + chunk] = torch.einsum("pd,pd->p", diff, diff)
+            n = min(chunk, rows.shape[0] - lo)
+            torch.index_select(self.data, 0, columns[lo : lo + n], out=left[:n])
+            torch.index_select(self.data, 0, rows[lo : lo + n], out=right[:n])
+            diff = left[:n].double() - right[:n].double() if left.dtype != torch.float64 else left[:n].sub_(right[:n])
+            out[lo : lo + n] = torch.linalg.vecdot(diff, diff)
         return out
 
 

@@ -20,6 +20,7 @@ from .neighbors import (
     Progress,
     approximation_error_bound,
     as_feature_matrix,
+    compact_columns,
     find_duplicates,
     nearest_neighbors,
 )
@@ -147,15 +148,19 @@ def _measure(X, codes, classes, settings: SharpnessSettings, progress) -> Sharpn
     twins = _both_orientations(position[conflicts])
     class_minima = torch.full((n_rows, n_classes), _INF, device=device)
 
-    def mask(block, start, stop):
+    def mask(block, start, stop, skipped):
         # same-label pairs are never computed (groups below); identical twins are masked
         in_block = twins[(twins[:, 0] >= start) & (twins[:, 0] < stop)]
         if in_block.size:
-            block[torch.as_tensor(in_block[:, 0] - start), torch.as_tensor(in_block[:, 1])] = _INF
+            columns = compact_columns(torch.as_tensor(in_block[:, 1]), skipped)
+            block[torch.as_tensor(in_block[:, 0] - start), columns] = _INF
 
-    def observe(block, start, stop):
+    def observe(block, start, stop, skipped):
         for c in range(n_classes):
-            class_minima[start:stop, c] = block[:, bounds[c] : bounds[c + 1]].amin(dim=1)
+            if skipped is not None and skipped[0] == bounds[c]:
+                continue  # the block's own class: not computed
+            lo, hi = compact_columns(torch.as_tensor(bounds[c : c + 2]), skipped).tolist()
+            class_minima[start:stop, c] = block[:, lo:hi].amin(dim=1)
 
     X_sorted = X[order]
     k = min(settings.top, n_rows - 1)
@@ -248,10 +253,10 @@ def _exact_class_minima(X_device, bounds, class_minima) -> np.ndarray:
             if not torch.isfinite(best):
                 continue
             near = torch.nonzero(approx <= best + 2.0 * error_bound[rows]).flatten() + bounds[a]
-            others = X_device[bounds[b] : bounds[b + 1]]
+            others = X_device[bounds[b] : bounds[b + 1]].double()
             for chunk in torch.split(near, _CDIST_ROWS):
                 # differences, not the matmul identity: exact for near-duplicates
-                exact = torch.cdist(X_device[chunk], others, compute_mode="donot_use_mm_for_euclid_dist")
+                exact = torch.cdist(X_device[chunk].double(), others, compute_mode="donot_use_mm_for_euclid_dist")
                 exact[exact == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
                 result[a, b] = min(result[a, b], exact.min().item())
     return np.minimum(result, result.T)

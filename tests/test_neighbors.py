@@ -167,7 +167,7 @@ def test_custom_mask_replaces_the_default_and_pads_with_inf(rng):
     X = rng.normal(size=(40, 3))
     parity = np.arange(40) % 2
 
-    def other_parity_only(block, start, stop):
+    def other_parity_only(block, start, stop, skipped=None):
         same = parity[start:stop, None] == parity[None, :]
         block[torch.as_tensor(same)] = float("inf")
 
@@ -189,7 +189,7 @@ def test_observed_blocks_cover_every_row_within_the_error_bound():
     bound = approximation_error_bound(torch.as_tensor(X)).numpy()
     seen = np.zeros(len(X), dtype=int)
 
-    def observe(block, start, stop):
+    def observe(block, start, stop, skipped=None):
         approx = block.double().numpy()
         finite = np.isfinite(approx)
         error = np.abs(approx - exact_squared[start:stop])
@@ -282,10 +282,21 @@ def test_as_feature_matrix_names_the_argument():
         as_feature_matrix(np.array([[np.nan]]), name="embeddings")
 
 
-def test_as_feature_matrix_converts_to_float64():
+def test_as_feature_matrix_keeps_float32_only_where_exact():
     out = as_feature_matrix(torch.tensor([[1, 2], [3, 4]], dtype=torch.uint8))
-    assert out.dtype == np.float64 and out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert out.dtype == np.float32 and out.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert as_feature_matrix([[True, False]]).tolist() == [[1.0, 0.0]]
+    assert as_feature_matrix(np.ones((2, 2), dtype=np.float32)).dtype == np.float32
+    assert as_feature_matrix(np.ones((2, 2), dtype=np.int64)).dtype == np.float64
+    assert as_feature_matrix([[0.1, 0.2]]).dtype == np.float64
+
+
+def test_float32_input_gives_the_same_neighbours_as_its_float64_copy():
+    X = near_duplicates_of_large_norm(np.random.default_rng(3), n_bases=40).astype(np.float32)
+    single = nearest_neighbors(X, 3, device="cpu")
+    double = nearest_neighbors(X.astype(np.float64), 3, device="cpu")
+    np.testing.assert_array_equal(single.indices, double.indices)
+    np.testing.assert_array_equal(single.distances, double.distances)
 
 
 def test_nearest_neighbors_validate_their_input():
