@@ -16,6 +16,24 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 CHANNEL_CHOICES = ("auto", "1", "3")
 
 
+def long_running_config(name, label, description, icon=None, delegate_by_default=False):
+    """Config of an operator that computes for a while: a dynamic form, live progress from
+    a generator, and both immediate and delegated execution."""
+    import fiftyone.operators as foo
+
+    return foo.OperatorConfig(
+        name=name,
+        label=label,
+        description=description,
+        icon=icon,
+        dynamic=True,
+        execute_as_generator=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=True,
+        default_choice_to_delegated=delegate_by_default,
+    )
+
+
 def invalidate(prop, message):
     prop.invalid = True
     prop.error_message = message

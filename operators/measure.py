@@ -7,20 +7,6 @@ from . import forms
 from .progress import run_with_progress
 
 
-def _config(name, label, description, icon):
-    return foo.OperatorConfig(
-        name=name,
-        label=label,
-        description=description,
-        icon=icon,
-        dynamic=True,
-        execute_as_generator=True,
-        allow_immediate_execution=True,
-        allow_delegated_execution=True,
-        default_choice_to_delegated=False,
-    )
-
-
 def _sdk_params(sample_collection, params, delegate):
     """``execute_operator`` arguments for an SDK call on a dataset or view."""
     return dict(
@@ -35,7 +21,7 @@ class ComputeIntrinsicDimension(foo.Operator):
 
     @property
     def config(self):
-        return _config(
+        return forms.long_running_config(
             "compute_intrinsic_dimension", "Compute intrinsic dimension",
             "Estimate d_data (MLE or TwoNN) of the target view, exact neighbours", "/assets/dimension.svg",
         )
@@ -131,7 +117,7 @@ class ComputeLabelSharpness(foo.Operator):
 
     @property
     def config(self):
-        return _config(
+        return forms.long_running_config(
             "compute_label_sharpness", "Compute label sharpness",
             "Exact K_F over all pairs; flags the sharpest pairs and conflicting duplicates",
             "/assets/sharpness.svg",

@@ -14,14 +14,9 @@ class ComputeRepresentationDimension(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_representation_dimension",
-            label="Compute representation dimension",
-            description="Intrinsic dimension of a model layer's activations (eval mode, no gradients)",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return forms.long_running_config(
+            "compute_representation_dimension", "Compute representation dimension",
+            "Intrinsic dimension of a model layer's activations (eval mode, no gradients)",
         )
 
     def resolve_input(self, ctx):

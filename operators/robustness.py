@@ -16,14 +16,9 @@ class EvaluateAdversarialRobustness(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="evaluate_adversarial_robustness",
-            label="Evaluate adversarial robustness",
-            description="Attack a model with FGSM, PGD and PGD-L2; compare with label sharpness",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return forms.long_running_config(
+            "evaluate_adversarial_robustness", "Evaluate adversarial robustness",
+            "Attack a model with FGSM, PGD and PGD-L2; compare with label sharpness",
         )
 
     def resolve_input(self, ctx):

@@ -21,16 +21,11 @@ class FitScalingLaw(foo.Operator):
 
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="fit_scaling_law",
-            label="Fit scaling law",
-            description="Test loss vs training-set size on nested class-balanced subsets; "
+        return forms.long_running_config(
+            "fit_scaling_law", "Fit scaling law",
+            "Test loss vs training-set size on nested class-balanced subsets; "
             "exponent vs −1/d_data; labels needed for a target loss",
-            dynamic=True,
-            execute_as_generator=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+            delegate_by_default=True,
         )
 
     def resolve_input(self, ctx):
