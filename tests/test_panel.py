@@ -140,6 +140,20 @@ def test_change_of_dataset_updates_and_compares(audited, dataset_name, tmp_path)
     assert changed.state["pairs"] != first.state["pairs"]
     names = changed.data["database"][0]["text"]
     assert other.name in names and audited.name in names
+    assert "robust_vs_kf" not in changed.data  # one dataset with R̂ is not a trend
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 2))
+    fi.evaluate_robustness(other.limit(30), model, model_input=dict(size=28, channels=1, mean=(0.0,), std=(1.0,)),
+                           attacks=("fgsm",), epsilons=(0, 2), epsilons_l2=(0,), pgd_steps=2,
+                           sharpness_run_key="label_sharpness", **QUIET)
+    trend = PanelRun(other, "on_load")
+    traces = trend.data["robust_vs_kf"]
+    assert sorted(traces[0]["text"]) == sorted([audited.name, other.name])
+    assert [t["name"] for t in traces[1:]][-1] == "bound: slope −1"
+    assert "Fitted log–log slope" in trend.markdown()
+    layout = trend.state["layout_robust_vs_kf"]
+    assert layout["xaxis"]["type"] == "log" and layout["yaxis"]["type"] == "log"
 
 
 def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path):
