@@ -179,7 +179,10 @@ def _measure(X, codes, classes, settings: SharpnessSettings, progress) -> Sharpn
                 nearest_distance[a], nearest_index[a] = 0.0, b
     pairs = _sharpest_pairs(distances, indices, codes, classes, settings.top)
     min_distance = pairs[0].distance if pairs else _INF
-    class_min = _exact_class_minima(torch.as_tensor(X_sorted, device=device), bounds, class_minima)
+    nearest_class = np.where(found.indices[:, 0] >= 0, sorted_codes[np.maximum(found.indices[:, 0], 0)], -1)
+    class_min = _exact_class_minima(
+        torch.as_tensor(X_sorted, device=device), bounds, class_minima, found.distances[:, 0], nearest_class
+    )
     return SharpnessResult(
         k_f=1.0 / min_distance if pairs else float("nan"),
         min_distance=min_distance,
@@ -236,27 +239,33 @@ def _sharpest_pairs(distances, indices, codes, classes, top) -> list[SharpPair]:
     return pairs
 
 
-def _exact_class_minima(X_device, bounds, class_minima) -> np.ndarray:
-    """``(C, C)`` exact smallest non-identical distance between classes, refining the
-    float32 per-row minima: only rows within the rounding bound of a class pair's
-    approximate minimum can hold the exact one."""
+def _exact_class_minima(X_device, bounds, class_minima, nearest, nearest_class) -> np.ndarray:
+    """``(C, C)`` exact smallest non-identical distance between classes.
+
+    A row whose exact nearest other-label sample (``nearest``, ``nearest_class``: sorted
+    order) lies in class b gives its exact distance to b. Another row can only come closer
+    to b if it is nearer to its own nearest other sample than that, and its float32 minimum
+    to b lies within the rounding bound: only those rows are re-measured (none for two
+    classes)."""
     n_classes = bounds.shape[0] - 1
-    error_bound = approximation_error_bound(X_device)
+    error_bound = approximation_error_bound(X_device).cpu().numpy()
+    minima = class_minima.double().cpu().numpy()
     result = np.full((n_classes, n_classes), _INF)
     for a in range(n_classes):
-        rows = slice(bounds[a], bounds[a + 1])
+        rows = np.arange(bounds[a], bounds[a + 1])
         for b in range(n_classes):
-            if a == b or bounds[b] == bounds[b + 1] or bounds[a] == bounds[a + 1]:
+            if a == b:
                 continue
-            approx = class_minima[rows, b].double()
-            best = approx.min()
-            if not torch.isfinite(best):
-                continue
-            near = torch.nonzero(approx <= best + 2.0 * error_bound[rows]).flatten() + bounds[a]
+            known = nearest_class[rows] == b
+            best = nearest[rows][known].min() if known.any() else _INF
+            maybe = (~known) & (nearest[rows] < best) & (minima[rows, b] <= best**2 + 2.0 * error_bound[rows])
             others = X_device[bounds[b] : bounds[b + 1]].double()
-            for chunk in torch.split(near, _CDIST_ROWS):
+            for chunk in np.array_split(rows[maybe], max(1, int(maybe.sum()) // _CDIST_ROWS + 1)):
+                if chunk.size == 0:
+                    continue
                 # differences, not the matmul identity: exact for near-duplicates
-                exact = torch.cdist(X_device[chunk].double(), others, compute_mode="donot_use_mm_for_euclid_dist")
+                exact = torch.cdist(X_device[torch.as_tensor(chunk)].double(), others, compute_mode="donot_use_mm_for_euclid_dist")
                 exact[exact == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
-                result[a, b] = min(result[a, b], exact.min().item())
+                best = min(best, exact.min().item())
+            result[a, b] = best
     return np.minimum(result, result.T)
