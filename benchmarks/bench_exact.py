@@ -502,7 +502,7 @@ LEGEND = [
     "- GFLOP/s counts the floor of an exact all-pairs method, N²·D multiply-adds (2·N²·D flops), "
     "for every row alike; × matmul floor = seconds / (2·N²·D / float32 peak). For K_F with two "
     "balanced classes only the cross-class pairs are needed (≈ half the floor), which the "
-    "per-class peers exploit and ours does not.",
+    "per-class peers and ours both exploit, so a K_F value below 1 × floor is possible.",
     "- ratio vs ours = peer seconds / our seconds (> 1: ours is faster).",
     f"- exact? yes: the peer's global value (d_MLE, or K_F's min distance) and every per-row value "
     f"(local MLE d_i, or distance to the nearest other-label sample) within rel. {EXACT_RTOL:.0e} of "

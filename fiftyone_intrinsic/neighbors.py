@@ -12,7 +12,7 @@ by one ``(rows, N)`` float32 block; no ``N × N`` matrix is ever formed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -55,10 +55,14 @@ class Neighbors:
             where a row has fewer than k admissible neighbours.
         indices: ``(N, k)`` int64 row indices of the neighbours (ties broken by the smaller
             index); ``-1`` where ``distances`` is ``inf``.
+        error_bound: ``(N,)`` float64 bound on the error of the float32 squared distances
+            of each row (see :func:`approximation_error_bound`), for callers that refine
+            further approximate values.
     """
 
     distances: np.ndarray
     indices: np.ndarray
+    error_bound: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def nearest_neighbors(
             indices[start:stop] = block_i.cpu().numpy()
             if progress is not None:
                 progress(stop, n_rows)
-    return Neighbors(distances=distances, indices=indices)
+    return Neighbors(distances=distances, indices=indices, error_bound=search.error_bound.cpu().numpy())
 
 
 def approximation_error_bound(X: torch.Tensor) -> torch.Tensor:

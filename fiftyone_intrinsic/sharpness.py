@@ -18,7 +18,6 @@ import torch
 from .devices import resolve_device
 from .neighbors import (
     Progress,
-    approximation_error_bound,
     as_feature_matrix,
     compact_columns,
     find_duplicates,
@@ -181,7 +180,8 @@ def _measure(X, codes, classes, settings: SharpnessSettings, progress) -> Sharpn
     min_distance = pairs[0].distance if pairs else _INF
     nearest_class = np.where(found.indices[:, 0] >= 0, sorted_codes[np.maximum(found.indices[:, 0], 0)], -1)
     class_min = _exact_class_minima(
-        torch.as_tensor(X_sorted, device=device), bounds, class_minima, found.distances[:, 0], nearest_class
+        torch.as_tensor(X_sorted, device=device), bounds, class_minima, found.distances[:, 0], nearest_class,
+        found.error_bound,
     )
     return SharpnessResult(
         k_f=1.0 / min_distance if pairs else float("nan"),
@@ -239,16 +239,15 @@ def _sharpest_pairs(distances, indices, codes, classes, top) -> list[SharpPair]:
     return pairs
 
 
-def _exact_class_minima(X_device, bounds, class_minima, nearest, nearest_class) -> np.ndarray:
+def _exact_class_minima(X_device, bounds, class_minima, nearest, nearest_class, error_bound) -> np.ndarray:
     """``(C, C)`` exact smallest non-identical distance between classes.
 
     A row whose exact nearest other-label sample (``nearest``, ``nearest_class``: sorted
     order) lies in class b gives its exact distance to b. Another row can only come closer
     to b if it is nearer to its own nearest other sample than that, and its float32 minimum
     to b lies within the rounding bound: only those rows are re-measured (none for two
-    classes)."""
+    classes). ``error_bound``: the search's float32 error bound per row (sorted order)."""
     n_classes = bounds.shape[0] - 1
-    error_bound = approximation_error_bound(X_device).cpu().numpy()
     minima = class_minima.double().cpu().numpy()
     result = np.full((n_classes, n_classes), _INF)
     for a in range(n_classes):
