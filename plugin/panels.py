@@ -192,7 +192,7 @@ class _Content:
                 else:
                     verdict = ("holds" if cert["holds"] else "FAILS") + f", margin {cert['margin']:.4g}"
                 lines.append(f"Pair certificate (a flip within ‖x_j − x_k‖/2 = {cert['distance'] / 2:.4g}): {verdict}.")
-        self.text["robustness"] = "\n".join(lines)
+        self.text["robustness"] = "\n\n".join(lines)
         for norm, name in (("linf", "robust_linf"), ("l2", "robust_l2")):
             if any(c["norm"] == norm for c in r["curves"].values()):
                 self.plots[name] = figures.robustness_curves(r["curves"], r["clean_accuracy"], norm)
@@ -223,7 +223,7 @@ class _Content:
                 f"Planner: test loss {target['target_loss']:.3g} needs N ≈ {_num(target['n_needed'])} "
                 f"labelled images (interval {_num(target['n_low'])} – {_num(target['n_high'])})."
             )
-        self.text["scaling"] = "\n".join(lines)
+        self.text["scaling"] = "\n\n".join(lines)
         if r.get("sizes"):
             self.plots["scaling"] = figures.scaling_law(r)
 
