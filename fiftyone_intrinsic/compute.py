@@ -95,7 +95,7 @@ def compute_intrinsic_dimension(
     report = _Reporter(progress)
     extracted = _features(samples, feature_settings, report)
     result = _estimate(extracted.matrix, settings, report.stage(0.5, 0.95, "Neighbour search"))
-    groups = _duplicate_id_groups(extracted)
+    groups = [[extracted.sample_ids[i] for i in group.tolist()] for group in result.duplicate_groups]
     config = _config(samples, "intrinsic_dimension", settings, extracted, fields=[field])
     values = dict(
         dimension=result.dimension, ci_low=_finite_or_none(result.ci_low),
@@ -347,13 +347,6 @@ def _store(samples, run_key, config, values, write) -> None:
     except BaseException:
         dataset.delete_run(run_key)
         raise
-
-
-def _duplicate_id_groups(extracted: Features) -> list:
-    from .neighbors import find_duplicates
-
-    groups = find_duplicates(extracted.matrix).groups()
-    return [[extracted.sample_ids[i] for i in group.tolist()] for group in groups]
 
 
 def _floats(values: np.ndarray) -> list:

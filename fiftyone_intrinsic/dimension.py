@@ -44,6 +44,7 @@ class DimensionResult:
         estimator: ``"mle"``, ``"mle_mg"`` or ``"twonn"``.
         k: neighbours per point used (2 for TwoNN).
         discard_fraction: TwoNN's discarded fraction (``None`` for the MLE estimators).
+        duplicate_groups: row indices of each set of identical rows (arrays of ≥ 2).
         by_k: ``[(k', d)]`` the same MLE estimator with k' = 3 … k neighbours, from the
             same neighbour lists (empty for TwoNN): the ID-versus-k curve.
     """
@@ -61,6 +62,7 @@ class DimensionResult:
     k: int
     discard_fraction: Optional[float]
     by_k: list = ()
+    duplicate_groups: list = ()
 
 
 def intrinsic_dimension(
@@ -135,6 +137,7 @@ def _estimate(X: np.ndarray, settings: DimensionSettings, progress) -> Dimension
         k=needed,
         discard_fraction=settings.discard_fraction if settings.estimator == "twonn" else None,
         by_k=_by_k(neighbors.distances, settings.estimator),
+        duplicate_groups=duplicates.groups(),
     )
 
 

@@ -63,7 +63,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
         from fiftyone_intrinsic.summary import summarize_dataset
 
         summary = summarize_dataset(ctx.dataset) if ctx.dataset is not None else None
-        content = _Content(summary)
+        content = _Content(summary, ctx.dataset)
         ctx.panel.state.pairs = content.pair_ids
         ctx.panel.state.duplicate_tag = content.duplicate_tag
         ctx.panel.state.summary = content.text
@@ -109,7 +109,8 @@ _PLOTS_OF = {
 class _Content:
     """What the panel shows for one dataset summary: texts, plots and pair ids."""
 
-    def __init__(self, summary):
+    def __init__(self, summary, dataset):
+        self._dataset = dataset
         self.text, self.plots, self.pair_ids, self.duplicate_tag = {}, {}, [], None
         if summary is None:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
@@ -142,7 +143,7 @@ class _Content:
         )
         if r.get("by_k"):
             self.plots["id_vs_k"] = figures.id_vs_k(r["by_k"], r["estimator"], r["dimension"], r["k"])
-        local = _local_values(summary, run)
+        local = _local_values(self._dataset, run)
         if local:
             self.plots["local_dimension"] = figures.local_histogram(local, r["estimator"])
 
@@ -271,12 +272,9 @@ def _row(summary, current):
     }
 
 
-def _local_values(summary, run):
-    import fiftyone as fo
-
+def _local_values(dataset, run):
     from fiftyone_intrinsic.compute import dimension_field
 
-    dataset = fo.load_dataset(summary.name)
     field = dimension_field(run.key)
     return dataset.values(field) if dataset.has_sample_field(field) else []
 
