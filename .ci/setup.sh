@@ -20,6 +20,13 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The browser of the App tests: Debian's chromium (no browser download; playwright drives
+# it). Installed only where it is missing and we may install system packages.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null
+fi
+
 # Install this checkout as a FiftyOne plugin: a link in the plugins folder
 # (FIFTYONE_PLUGINS_DIR, default ~/fiftyone/__plugins__) pointing at the repository root.
 plugins_dir=$(FIFTYONE_DO_NOT_TRACK=true "$venv_python" -c "import fiftyone.core.config as c; print(c.load_config().plugins_dir)")

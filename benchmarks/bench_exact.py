@@ -54,9 +54,9 @@ REPO = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("fiftyone_intrinsic") is None:  # not installed: use this checkout
     sys.path.insert(0, str(REPO))
 
-from fiftyone_intrinsic.devices import exact_float32_matmul, resolve_device  # noqa: E402
-from fiftyone_intrinsic.dimension import intrinsic_dimension  # noqa: E402
-from fiftyone_intrinsic.sharpness import label_sharpness  # noqa: E402
+from fiftyone_intrinsic.core.devices import exact_float32_matmul, resolve_device  # noqa: E402
+from fiftyone_intrinsic.core.dimension import intrinsic_dimension  # noqa: E402
+from fiftyone_intrinsic.core.sharpness import label_sharpness  # noqa: E402
 
 try:
     import skdim

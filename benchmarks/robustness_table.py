@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the test suite's small CNN
 from training import train_small_cnn  # noqa: E402
 
 import fiftyone_intrinsic as fi  # noqa: E402
-from fiftyone_intrinsic.importers import read_idx  # noqa: E402
+from fiftyone_intrinsic.datasets.importers import read_idx  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 

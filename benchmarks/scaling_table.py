@@ -19,11 +19,11 @@ import time
 import numpy as np
 import torch
 
-from fiftyone_intrinsic.dimension import intrinsic_dimension
-from fiftyone_intrinsic.importers import read_idx
-from fiftyone_intrinsic.learning_curve import run_learning_curve
-from fiftyone_intrinsic.scaling import compare_with_law, fit_power_law, plan_budget
-from fiftyone_intrinsic.sharpness import label_sharpness
+from fiftyone_intrinsic.core.dimension import intrinsic_dimension
+from fiftyone_intrinsic.datasets.importers import read_idx
+from fiftyone_intrinsic.core.learning_curve import run_learning_curve
+from fiftyone_intrinsic.core.scaling import compare_with_law, fit_power_law, plan_budget
+from fiftyone_intrinsic.core.sharpness import label_sharpness
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,63 +1,63 @@
 """fiftyone_intrinsic: audit image datasets by their intrinsic properties.
 
-Array functions (no FiftyOne needed):
+Two layers:
 
-- :func:`intrinsic_dimension` — d_data by MLE (Levina-Bickel / MacKay-Ghahramani) or TwoNN.
-- :func:`label_sharpness` — exact K_F over all pairs, the sharpest pairs, conflicting
-  duplicates.
-- :func:`evaluate_robustness` — adversarial robustness with torchattacks (also on FiftyOne
-  collections, stored as a run and compared with K_F).
-
-FiftyOne layer (stores runs, fields, tags and views on a dataset):
-
-- :func:`compute_intrinsic_dimension`, :func:`compute_label_sharpness`,
-  :func:`compute_representation_dimension` (d_repr of a model layer), and
+- :mod:`fiftyone_intrinsic.core`, arrays and tensors, no FiftyOne:
+  :func:`intrinsic_dimension` (d_data by MLE or TwoNN), :func:`label_sharpness` (exact
+  K_F over all pairs, the sharpest pairs, conflicting duplicates), nearest neighbours,
+  attacks, the scaling law, :func:`load_model`.
+- :mod:`fiftyone_intrinsic.datasets`, on FiftyOne datasets and views, stored as runs:
+  :func:`compute_intrinsic_dimension`, :func:`compute_label_sharpness`,
+  :func:`compute_representation_dimension` (d_repr of a model layer),
+  :func:`evaluate_robustness` (also on tensors), :func:`fit_scaling_law`, and
   :func:`list_intrinsic_runs`, :func:`load_intrinsic_results`,
   :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`,
-  :func:`load_sharpest_pairs_view`, :func:`fit_scaling_law` (learning curve, fitted
-  exponent against −1/d_data, labeling-budget planner).
+  :func:`load_sharpest_pairs_view`.
 
 Names load on first use, so that importing the package (as the FiftyOne plugin does on
 every operator lookup) pulls in neither torch nor FiftyOne.
 
 Reference: Konz & Mazurowski, "The Effect of Intrinsic Dataset Properties on
-Generalization", ICLR 2024.
+Generalization", ICLR 2024. The definitions the code cites are in docs/science.md.
 """
 
 import importlib
 
-__version__ = "0.1.0"
+from .version import __version__
 
 #: Public name → the module that defines it.
 _EXPORTS = {
-    "intrinsic_dimension": "dimension",
-    "DimensionResult": "dimension",
-    "label_sharpness": "sharpness",
-    "SharpnessResult": "sharpness",
-    "SharpPair": "sharpness",
-    "evaluate_robustness": "robustness",
-    "RobustnessReport": "robustness",
-    "DimensionSettings": "settings",
-    "SharpnessSettings": "settings",
-    "FeatureSettings": "settings",
-    "Preprocessing": "settings",
-    "ModelInput": "settings",
-    "ModelSource": "settings",
-    "RobustnessSettings": "settings",
-    "compute_intrinsic_dimension": "compute",
-    "compute_label_sharpness": "compute",
-    "load_sharpest_pairs_view": "compute",
-    "compute_representation_dimension": "representation",
-    "list_intrinsic_runs": "runs",
-    "load_intrinsic_results": "runs",
-    "get_intrinsic_run_info": "runs",
-    "delete_intrinsic_run": "runs",
-    "fit_scaling_law": "scaling_runs",
-    "run_learning_curve": "learning_curve",
-    "fit_power_law": "scaling",
-    "compare_with_law": "scaling",
-    "plan_budget": "scaling",
-    "predict_exponent": "scaling",
+    "intrinsic_dimension": "core.dimension",
+    "DimensionResult": "core.dimension",
+    "label_sharpness": "core.sharpness",
+    "SharpnessResult": "core.sharpness",
+    "SharpPair": "core.sharpness",
+    "nearest_neighbors": "core.neighbors",
+    "load_model": "core.models",
+    "DimensionSettings": "core.settings",
+    "SharpnessSettings": "core.settings",
+    "Preprocessing": "core.settings",
+    "ModelInput": "core.settings",
+    "ModelSource": "core.settings",
+    "RobustnessSettings": "core.settings",
+    "RobustnessReport": "core.robustness",
+    "run_learning_curve": "core.learning_curve",
+    "fit_power_law": "core.scaling",
+    "compare_with_law": "core.scaling",
+    "plan_budget": "core.scaling",
+    "predict_exponent": "core.scaling",
+    "FeatureSettings": "datasets.settings",
+    "ScalingLawSettings": "datasets.settings",
+    "compute_intrinsic_dimension": "datasets.dimension",
+    "compute_label_sharpness": "datasets.sharpness",
+    "load_sharpest_pairs_view": "datasets.sharpness",
+    "compute_representation_dimension": "datasets.representation",
+    "evaluate_robustness": "datasets.robustness",
+    "fit_scaling_law": "datasets.scaling",
+    "list_intrinsic_runs": "datasets.runs",
+    "load_intrinsic_results": "datasets.runs",
+    "get_intrinsic_run_info": "datasets.runs",
+    "delete_intrinsic_run": "datasets.runs",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -9,11 +9,57 @@ import fiftyone as fo
 from fiftyone.operators import types
 from pydantic import ValidationError
 
-from fiftyone_intrinsic import runs
-from fiftyone_intrinsic.settings import FeatureSettings, Preprocessing
+from fiftyone_intrinsic.core.settings import Preprocessing, setting_spec
+from fiftyone_intrinsic.datasets import runs
+from fiftyone_intrinsic.datasets.settings import FeatureSettings
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
-CHANNEL_CHOICES = ("auto", "1", "3")
+CHANNEL_CHOICES = ("auto",) + tuple(str(c) for c in setting_spec(Preprocessing, "channels").choices)
+CHANNEL_LABELS = {"auto": "Keep", "1": "Gray", "3": "RGB"}
+VALUE_RANGE_LABELS = {"unit": "[0, 1]", "byte": "[0, 255] (paper)"}
+
+
+def setting_input(inputs, model, name, label, **overrides):
+    """A number, text or choice input whose default, bounds, description and choices come
+    from field ``name`` of the settings ``model``; returns the property."""
+    spec = setting_spec(model, name)
+    options = dict(label=label, default=spec.default, description=spec.description)
+    if spec.minimum is not None:
+        options["min"] = spec.minimum
+    if spec.maximum is not None:
+        options["max"] = spec.maximum
+    options.update(overrides)
+    if spec.type is int:
+        return inputs.int(name, **options)
+    if spec.type is float:
+        return inputs.float(name, **options)
+    if spec.type is bool:
+        return inputs.bool(name, **options)
+    return inputs.str(name, **options)
+
+
+def param(params, model, name):
+    """The form's (or SDK call's) value of a settings field, or the field's default."""
+    value = params.get(name)
+    return setting_spec(model, name).default if value is None else value
+
+
+def registry_choice(ctx, inputs, model, name, registry, label, default=None):
+    """A radio choice among the units of a registry (estimators, attacks), labelled and
+    described by the units themselves, defaulting to the settings field's default.
+
+    Returns ``(prop, unit)``: the chosen unit, or the default's when the choice is unknown
+    (the property is then flagged with the registered names)."""
+    view = types.RadioGroup()
+    for unit in registry.values():
+        view.add_choice(unit.name, label=unit.label, description=getattr(unit, "description", None))
+    default = default or setting_spec(model, name).default
+    prop = inputs.enum(name, view.values(), default=default, label=label, view=view)
+    chosen = ctx.params.get(name) or default
+    if chosen not in registry:
+        invalidate(prop, f"Unknown {name} {chosen!r}; choose one of {list(registry)}.")
+        chosen = default
+    return prop, registry[chosen]
 
 
 def long_running_config(name, label, description, icon=None, delegate_by_default=False):
@@ -123,34 +169,42 @@ def add_features(ctx, inputs, view):
         description="Resize to size x size pixels; empty keeps the images' own size "
         "(the paper uses 224)",
     )
-    channel_view = types.RadioGroup()
-    for choice in CHANNEL_CHOICES:
-        channel_view.add_choice(choice, label={"auto": "Keep", "1": "Gray", "3": "RGB"}[choice])
-    inputs.enum("channels", channel_view.values(), default="auto", label="Channels", view=channel_view)
+    add_channels(inputs)
     ranges = types.RadioGroup()
-    ranges.add_choice("unit", label="[0, 1]")
-    ranges.add_choice("byte", label="[0, 255] (paper)")
-    inputs.enum("value_range", ranges.values(), default="unit", label="Intensity range", view=ranges)
-    inputs.bool(
-        "normalize_max", default=False, label="Per-image max normalization",
-        description="Divide each image by its maximum first, as the paper does",
-    )
+    value_range = setting_spec(Preprocessing, "value_range")
+    for choice in value_range.choices:
+        ranges.add_choice(choice, label=VALUE_RANGE_LABELS[choice])
+    inputs.enum("value_range", ranges.values(), default=value_range.default, label="Intensity range", view=ranges)
+    setting_input(inputs, Preprocessing, "normalize_max", "Per-image max normalization")
     try:
         feature_settings(ctx.params)
     except ValidationError as error:
-        invalidate(size, _pydantic_message(error))
+        invalidate(size, pydantic_message(error))
+
+
+def add_channels(inputs):
+    """Channel choice: keep the images' own, gray or RGB."""
+    view = types.RadioGroup()
+    for choice in CHANNEL_CHOICES:
+        view.add_choice(choice, label=CHANNEL_LABELS[choice])
+    return inputs.enum("channels", view.values(), default="auto", label="Channels", view=view)
+
+
+def channels_param(params):
+    """The form's channel choice as the settings take it: None, 1 or 3."""
+    channels = params.get("channels", "auto")
+    return None if channels in (None, "auto") else int(channels)
 
 
 def feature_settings(params) -> FeatureSettings:
     """The :class:`FeatureSettings` a form's (or SDK call's) parameters describe."""
     if params.get("features_source", "pixels") == "embeddings":
         return FeatureSettings(embeddings_field=params.get("embeddings_field"))
-    channels = params.get("channels", "auto")
     preprocessing = Preprocessing(
         size=params.get("size") or None,
-        channels=None if channels in (None, "auto") else int(channels),
-        value_range=params.get("value_range", "unit"),
-        normalize_max=bool(params.get("normalize_max", False)),
+        channels=channels_param(params),
+        value_range=params.get("value_range", setting_spec(Preprocessing, "value_range").default),
+        normalize_max=bool(params.get("normalize_max", setting_spec(Preprocessing, "normalize_max").default)),
     )
     return FeatureSettings(preprocessing=preprocessing)
 
@@ -189,5 +243,6 @@ def check_enough_samples(prop, view, needed, what):
         invalidate(prop, f"The view has {len(view)} samples; {what} needs at least {needed}.")
 
 
-def _pydantic_message(error: ValidationError) -> str:
+def pydantic_message(error: ValidationError) -> str:
+    """One line naming each invalid setting and why."""
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())

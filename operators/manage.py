@@ -5,7 +5,8 @@ import json
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from fiftyone_intrinsic import runs
+from fiftyone_intrinsic.datasets import runs
+from fiftyone_intrinsic.datasets.schema import SHARPNESS
 
 from . import forms
 
@@ -18,7 +19,7 @@ def _run_key_input(ctx, inputs, method=None):
     prop = inputs.str("run_key", label="Run", required=True, view=choices)
     key = ctx.params.get("run_key")
     if not keys:
-        kind = "label-sharpness runs" if method == "label_sharpness" else "fiftyone_intrinsic runs"
+        kind = "label-sharpness runs" if method == SHARPNESS.method else "fiftyone_intrinsic runs"
         forms.invalidate(prop, f"This dataset has no {kind} yet; compute one first.")
     elif key is not None and key not in keys:
         forms.invalidate(prop, f"No such run {key!r}; runs of this dataset: {keys}.")
@@ -39,7 +40,7 @@ class LoadSharpestPairs(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs, method="label_sharpness")
+        _run_key_input(ctx, inputs, method=SHARPNESS.method)
         return types.Property(inputs, view=types.View(label="Show sharpest pairs"))
 
     def execute(self, ctx):
@@ -75,9 +76,8 @@ class GetIntrinsicRunInfo(foo.Operator):
         info = runs.get_intrinsic_run_info(ctx.dataset, key)
         results = runs.load_intrinsic_results(ctx.dataset, key)
         summary = {
-            name: value for name, value in vars(results).items()
-            if not name.startswith("_") and name not in ("samples", "config", "key", "backend")
-            and not isinstance(value, list)
+            name: getattr(results, name) for name in results.VALUES
+            if not isinstance(getattr(results, name), list)
         }
         return {
             "run_key": key,

@@ -3,17 +3,12 @@
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
+from fiftyone_intrinsic.core.estimators import ESTIMATORS
+from fiftyone_intrinsic.core.settings import DEFAULT_K, DimensionSettings, SharpnessSettings
+
 from . import forms
 from .progress import run_with_progress
-
-
-def _sdk_params(sample_collection, params, delegate):
-    """``execute_operator`` arguments for an SDK call on a dataset or view."""
-    return dict(
-        ctx=dict(view=sample_collection.view()),
-        params=params,
-        request_delegation=delegate,
-    )
+from .sdk import call_operator
 
 
 class ComputeIntrinsicDimension(foo.Operator):
@@ -30,26 +25,18 @@ class ComputeIntrinsicDimension(foo.Operator):
         inputs = types.Object()
         view = ctx.target_view()
         forms.add_features(ctx, inputs, view)
-        estimators = types.RadioGroup()
-        estimators.add_choice("mle", label="MLE (paper)", description="Levina-Bickel, (k-2) / mean S, as Konz & Mazurowski")
-        estimators.add_choice("mle_mg", label="MLE (MacKay-Ghahramani)", description="(k-1) / mean S, as scikit-dimension")
-        estimators.add_choice("twonn", label="TwoNN", description="Facco et al. 2017")
-        inputs.enum("estimator", estimators.values(), default="mle", label="Estimator", view=estimators)
-        estimator = ctx.params.get("estimator", "mle")
-        if estimator == "twonn":
-            inputs.float("discard_fraction", default=0.1, min=0.0, max=0.99, label="Discarded fraction of largest ratios")
-            needed, what = 3, "TwoNN"
-        else:
-            k = inputs.int("k", default=20, min=3, label="Neighbours k")
-            needed = int(ctx.params.get("k", 20)) + 1
-            what = f"k={needed - 1}"
-        inputs.float(
-            "duplicate_tolerance", default=0.0, min=0.0, label="Near-duplicate tolerance",
-            description="Merge samples closer than this (feature units) before estimating; 0 = exact duplicates only",
-        )
+        _, estimator = forms.registry_choice(ctx, inputs, DimensionSettings, "estimator", ESTIMATORS, "Estimator")
+        k = None
+        if "discard_fraction" in estimator.parameters:
+            forms.setting_input(inputs, DimensionSettings, "discard_fraction", "Discarded fraction of largest ratios")
+        if "k" in estimator.parameters:
+            k = forms.setting_input(inputs, DimensionSettings, "k", "Neighbours k")
+        needed = estimator.neighbors_needed(int(forms.param(ctx.params, DimensionSettings, "k"))) + 1
+        what = f"{estimator.label} with k={needed - 1}" if k is not None else estimator.label
+        forms.setting_input(inputs, DimensionSettings, "duplicate_tolerance", "Near-duplicate tolerance")
         forms.add_device(ctx, inputs)
         key_prop, _ = forms.add_run_key(ctx, inputs, "intrinsic_dimension")
-        forms.check_enough_samples(k if estimator != "twonn" else key_prop, view, needed, what)
+        forms.check_enough_samples(k if k is not None else key_prop, view, needed, what)
         return types.Property(inputs, view=types.View(label="Compute intrinsic dimension"))
 
     def execute(self, ctx):
@@ -62,10 +49,10 @@ class ComputeIntrinsicDimension(foo.Operator):
             lambda progress: compute_intrinsic_dimension(
                 view,
                 run_key=params.get("run_key", "intrinsic_dimension"),
-                estimator=params.get("estimator", "mle"),
-                k=int(params.get("k", 20)),
-                discard_fraction=float(params.get("discard_fraction", 0.1)),
-                duplicate_tolerance=float(params.get("duplicate_tolerance", 0.0)),
+                estimator=forms.param(params, DimensionSettings, "estimator"),
+                k=int(forms.param(params, DimensionSettings, "k")),
+                discard_fraction=float(forms.param(params, DimensionSettings, "discard_fraction")),
+                duplicate_tolerance=float(forms.param(params, DimensionSettings, "duplicate_tolerance")),
                 features=forms.feature_settings(params),
                 device=forms.device_param(ctx),
                 overwrite=bool(params.get("overwrite", False)),
@@ -85,7 +72,7 @@ class ComputeIntrinsicDimension(foo.Operator):
         sample_collection,
         run_key="intrinsic_dimension",
         estimator="mle",
-        k=20,
+        k=DEFAULT_K,
         discard_fraction=0.1,
         duplicate_tolerance=0.0,
         embeddings_field=None,
@@ -109,7 +96,7 @@ class ComputeIntrinsicDimension(foo.Operator):
             embeddings_field=embeddings_field, size=size, channels=str(channels or "auto"),
             value_range=value_range, normalize_max=normalize_max,
         )
-        return _call(self.uri, sample_collection, run_key, params, delegate)
+        return call_operator(self.uri, sample_collection, run_key, params, delegate)
 
 
 class ComputeLabelSharpness(foo.Operator):
@@ -128,7 +115,7 @@ class ComputeLabelSharpness(foo.Operator):
         view = ctx.target_view()
         forms.add_label_field(ctx, inputs, view)
         forms.add_features(ctx, inputs, view)
-        inputs.int("top", default=10, min=1, label="Sharpest pairs to flag")
+        forms.setting_input(inputs, SharpnessSettings, "top", "Sharpest pairs to flag")
         forms.add_device(ctx, inputs)
         forms.add_run_key(ctx, inputs, "label_sharpness")
         return types.Property(inputs, view=types.View(label="Compute label sharpness"))
@@ -145,7 +132,7 @@ class ComputeLabelSharpness(foo.Operator):
                 view,
                 params["label_field"],
                 run_key=run_key,
-                top=int(params.get("top", 10)),
+                top=int(forms.param(params, SharpnessSettings, "top")),
                 features=forms.feature_settings(params),
                 device=forms.device_param(ctx),
                 overwrite=bool(params.get("overwrite", False)),
@@ -187,13 +174,4 @@ class ComputeLabelSharpness(foo.Operator):
             embeddings_field=embeddings_field, size=size, channels=str(channels or "auto"),
             value_range=value_range, normalize_max=normalize_max,
         )
-        return _call(self.uri, sample_collection, run_key, params, delegate)
-
-
-def _call(uri, sample_collection, run_key, params, delegate):
-    from fiftyone_intrinsic import load_intrinsic_results
-
-    outcome = foo.execute_operator(uri, **_sdk_params(sample_collection, params, delegate))
-    if delegate:
-        return outcome
-    return load_intrinsic_results(sample_collection, run_key)
+        return call_operator(self.uri, sample_collection, run_key, params, delegate)

@@ -70,7 +70,7 @@ def check_model_file(ctx, path_prop):
 
 def model_source(params):
     """The :class:`ModelSource` of the form, or None while no path is given."""
-    from fiftyone_intrinsic.settings import ModelSource
+    from fiftyone_intrinsic.core.settings import ModelSource
 
     path = params.get("model_path")
     if not path:
@@ -85,7 +85,7 @@ def model_source(params):
 
 def model_input(params):
     """The :class:`ModelInput` of the form."""
-    from fiftyone_intrinsic.settings import ModelInput
+    from fiftyone_intrinsic.core.settings import ModelInput
 
     return ModelInput(
         size=int(params.get("input_size", 224)), channels=int(params.get("input_channels", "3")),
@@ -113,8 +113,9 @@ def sdk_model_params(model_path, model_kind, architecture, num_classes, input_si
 
 
 def message(error):
+    """A form message for a settings error: pydantic's names each field, others as raised."""
     if isinstance(error, ValidationError):
-        return "; ".join(e["msg"] for e in error.errors())
+        return forms.pydantic_message(error)
     return str(error)
 
 
@@ -129,8 +130,8 @@ def _mtime(path):
 def _layers_of(kind, path, mtime, architecture, num_classes):
     """Layer names of a model file, or an error message; cached per file version, since
     forms are re-resolved on every edit."""
-    from fiftyone_intrinsic.models import layer_names, load_model
-    from fiftyone_intrinsic.settings import ModelSource
+    from fiftyone_intrinsic.core.models import layer_names, load_model
+    from fiftyone_intrinsic.core.settings import ModelSource
 
     try:
         model = load_model(ModelSource(kind=kind, path=path, architecture=architecture, num_classes=num_classes))

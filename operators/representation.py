@@ -3,10 +3,16 @@
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from fiftyone_intrinsic import runs
+from fiftyone_intrinsic.core.estimators import ESTIMATORS
+from fiftyone_intrinsic.core.settings import DEFAULT_K, DimensionSettings
+from fiftyone_intrinsic.datasets import runs
 
 from . import forms, model_form
 from .progress import run_with_progress
+from .sdk import call_operator
+
+#: The paper's estimator for d_repr (TwoNN on a layer's activations).
+REPRESENTATION_ESTIMATOR = "twonn"
 
 
 class ComputeRepresentationDimension(foo.Operator):
@@ -26,12 +32,12 @@ class ComputeRepresentationDimension(foo.Operator):
         layer_prop = inputs.str("layer", label="Layer", required=True, default="layer4",
                                 description="A module name, e.g. 'layer4' or 'avgpool'; 'output' for the model output")
         model_form.add_input_preprocessing(ctx, inputs)
-        estimators = types.RadioGroup()
-        estimators.add_choice("twonn", label="TwoNN (paper)")
-        estimators.add_choice("mle", label="MLE")
-        inputs.enum("estimator", estimators.values(), default="twonn", label="Estimator", view=estimators)
-        if ctx.params.get("estimator", "twonn") != "twonn":
-            inputs.int("k", default=20, min=3, label="Neighbours k")
+        _, estimator = forms.registry_choice(
+            ctx, inputs, DimensionSettings, "estimator", ESTIMATORS, "Estimator (the paper: TwoNN)",
+            default=REPRESENTATION_ESTIMATOR,
+        )
+        if "k" in estimator.parameters:
+            forms.setting_input(inputs, DimensionSettings, "k", "Neighbours k")
         data_runs = runs.list_intrinsic_runs(ctx.dataset, method="intrinsic_dimension")
         sources = types.DropdownView()
         sources.add_choice("compute", label="Compute d_data now (same estimator)")
@@ -50,8 +56,7 @@ class ComputeRepresentationDimension(foo.Operator):
         return types.Property(inputs, view=types.View(label="Compute representation dimension"))
 
     def execute(self, ctx):
-        from fiftyone_intrinsic.models import load_model
-        from fiftyone_intrinsic.representation import compute_representation_dimension
+        from fiftyone_intrinsic import compute_representation_dimension, load_model
 
         params = ctx.params
         view = ctx.target_view()
@@ -62,7 +67,8 @@ class ComputeRepresentationDimension(foo.Operator):
             lambda progress: compute_representation_dimension(
                 view, model, layer=params.get("layer", "layer4"), model_input=model_form.model_input(params),
                 run_key=params.get("run_key", "representation_dimension"),
-                estimator=params.get("estimator", "twonn"), k=int(params.get("k", 20)),
+                estimator=params.get("estimator") or REPRESENTATION_ESTIMATOR,
+                k=int(forms.param(params, DimensionSettings, "k")),
                 data_run_key=None if data_run_key == "compute" else data_run_key,
                 device=forms.device_param(ctx), overwrite=bool(params.get("overwrite", False)),
                 progress=progress,
@@ -80,17 +86,15 @@ class ComputeRepresentationDimension(foo.Operator):
     def __call__(
         self, sample_collection, model_path, layer, model_kind="torchvision", architecture="resnet18",
         num_classes=None, input_size=224, input_channels=3, mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225), estimator="twonn", k=20, data_run_key="compute",
+        std=(0.229, 0.224, 0.225), estimator=REPRESENTATION_ESTIMATOR, k=DEFAULT_K, data_run_key="compute",
         run_key="representation_dimension", device="auto", overwrite=False, delegate=False,
     ):
         """d_repr of ``layer`` of the model in ``model_path`` (see
         :func:`fiftyone_intrinsic.compute_representation_dimension`); returns the stored
         results, or the queued operation when ``delegate=True``."""
-        from .measure import _call
-
         params = dict(
             model_form.sdk_model_params(model_path, model_kind, architecture, num_classes, input_size, input_channels, mean, std),
             layer=layer, estimator=estimator, k=k, data_run_key=data_run_key,
             run_key=run_key, device=device, overwrite=overwrite,
         )
-        return _call(self.uri, sample_collection, run_key, params, delegate)
+        return call_operator(self.uri, sample_collection, run_key, params, delegate)

@@ -3,12 +3,18 @@
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from fiftyone_intrinsic import runs
+from fiftyone_intrinsic.core.attacks import ATTACKS
+from fiftyone_intrinsic.core.settings import RobustnessSettings, setting_spec
+from fiftyone_intrinsic.datasets import runs
 
 from . import forms, model_form
 from .progress import run_with_progress
+from .sdk import call_operator
 
-ATTACK_LABELS = {"fgsm": "FGSM (L-inf)", "pgd": "PGD (L-inf)", "pgd_l2": "PGD-L2"}
+
+def _budgets_text(name):
+    """A budget list's default as the form shows it: "0,1,2,4,8"."""
+    return ",".join(f"{v:g}" for v in setting_spec(RobustnessSettings, name).default)
 
 
 class EvaluateAdversarialRobustness(foo.Operator):
@@ -31,13 +37,16 @@ class EvaluateAdversarialRobustness(foo.Operator):
             "class_names", label="Class of each model output (comma-separated, in output order)",
             required=False, description="Empty: the sorted labels of the label field",
         )
-        for name, label in ATTACK_LABELS.items():
-            inputs.bool(f"attack_{name}", default=True, label=label)
-        eps_prop = inputs.str("epsilons", label="L-inf budgets (1/255 units)", default="0,1,2,4,8")
-        if ctx.params.get("attack_pgd_l2", True):
-            inputs.str("epsilons_l2", label="L2 budgets", default="0,0.25,0.5,1,2")
-        inputs.int("pgd_steps", label="PGD steps", default=10, min=1)
-        inputs.bool("minimal", default=True, label="Smallest flipping budget per sample (bisection)")
+        for attack in ATTACKS.values():
+            inputs.bool(f"attack_{attack.name}", default=True, label=attack.label)
+        chosen_norms = {a.norm for a in ATTACKS.values() if ctx.params.get(f"attack_{a.name}", True)}
+        eps_prop = inputs.str("epsilons", label="L-inf budgets (1/255 units)", default=_budgets_text("epsilons"),
+                              description=setting_spec(RobustnessSettings, "epsilons").description)
+        if "l2" in chosen_norms:
+            inputs.str("epsilons_l2", label="L2 budgets", default=_budgets_text("epsilons_l2"),
+                       description=setting_spec(RobustnessSettings, "epsilons_l2").description)
+        forms.setting_input(inputs, RobustnessSettings, "pgd_steps", "PGD steps")
+        forms.setting_input(inputs, RobustnessSettings, "minimal", "Smallest flipping budget per sample (bisection)")
         sharp_runs = runs.list_intrinsic_runs(ctx.dataset, method="label_sharpness")
         choices = types.DropdownView()
         choices.add_choice("none", label="No comparison")
@@ -65,7 +74,7 @@ class EvaluateAdversarialRobustness(foo.Operator):
                 forms.invalidate(classes_prop, f"Labels {unknown[:10]} are not in the class map {names}.")
         key = params.get("sharpness_run_key", "none")
         if key != "none":
-            from fiftyone_intrinsic.robustness_runs import sharpness_scale
+            from fiftyone_intrinsic.datasets.robustness import sharpness_scale
 
             try:
                 sharpness_scale(ctx.dataset, key, model_form.model_input(params))
@@ -73,8 +82,7 @@ class EvaluateAdversarialRobustness(foo.Operator):
                 forms.invalidate(sharp_prop, str(error))
 
     def execute(self, ctx):
-        from fiftyone_intrinsic.models import load_model
-        from fiftyone_intrinsic.robustness import evaluate_robustness
+        from fiftyone_intrinsic import evaluate_robustness, load_model
 
         params = ctx.params
         view = ctx.target_view()
@@ -100,24 +108,24 @@ class EvaluateAdversarialRobustness(foo.Operator):
         self, sample_collection, model_path, label_field="ground_truth", model_kind="torchvision",
         architecture="resnet18", num_classes=None, input_size=224, input_channels=3,
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), class_names=None,
-        attacks=("fgsm", "pgd", "pgd_l2"), epsilons=(0, 1, 2, 4, 8), epsilons_l2=(0, 0.25, 0.5, 1, 2),
-        pgd_steps=10, minimal=True, sharpness_run_key=None, run_key="adversarial_robustness",
+        attacks=None, epsilons=None, epsilons_l2=None, pgd_steps=10, minimal=True, sharpness_run_key=None, run_key="adversarial_robustness",
         device="auto", overwrite=False, delegate=False,
     ):
         """Attack the model in ``model_path`` on ``sample_collection`` (see
         :func:`fiftyone_intrinsic.evaluate_robustness`); returns the stored results, or
-        the queued operation when ``delegate=True``."""
-        from .measure import _call
-
+        the queued operation when ``delegate=True``. ``attacks``, ``epsilons`` and
+        ``epsilons_l2`` default to :class:`RobustnessSettings`' defaults."""
+        attacks = tuple(ATTACKS) if attacks is None else attacks
         params = dict(
             model_form.sdk_model_params(model_path, model_kind, architecture, num_classes, input_size, input_channels, mean, std),
             label_field=label_field, class_names=",".join(class_names) if class_names else None,
-            epsilons=",".join(map(str, epsilons)), epsilons_l2=",".join(map(str, epsilons_l2)),
+            epsilons=_budgets_text("epsilons") if epsilons is None else ",".join(map(str, epsilons)),
+            epsilons_l2=_budgets_text("epsilons_l2") if epsilons_l2 is None else ",".join(map(str, epsilons_l2)),
             pgd_steps=pgd_steps, minimal=minimal, sharpness_run_key=sharpness_run_key or "none",
             run_key=run_key, device=device, overwrite=overwrite,
-            **{f"attack_{name}": name in attacks for name in ATTACK_LABELS},
+            **{f"attack_{name}": name in attacks for name in ATTACKS},
         )
-        return _call(self.uri, sample_collection, run_key, params, delegate)
+        return call_operator(self.uri, sample_collection, run_key, params, delegate)
 
 
 def class_names(params):
@@ -127,15 +135,12 @@ def class_names(params):
 
 def settings(params) -> dict:
     """Keyword arguments of :func:`evaluate_robustness` from the form, validated."""
-    from fiftyone_intrinsic.settings import RobustnessSettings
-
-    attacks = tuple(name for name in ATTACK_LABELS if params.get(f"attack_{name}", True))
     values = dict(
-        attacks=attacks,
-        epsilons=model_form.numbers(params.get("epsilons", "0,1,2,4,8"), "epsilons"),
-        epsilons_l2=model_form.numbers(params.get("epsilons_l2", "0,0.25,0.5,1,2"), "epsilons_l2"),
-        pgd_steps=int(params.get("pgd_steps", 10)),
-        minimal=bool(params.get("minimal", True)),
+        attacks=tuple(name for name in ATTACKS if params.get(f"attack_{name}", True)),
+        epsilons=model_form.numbers(params.get("epsilons") or _budgets_text("epsilons"), "epsilons"),
+        epsilons_l2=model_form.numbers(params.get("epsilons_l2") or _budgets_text("epsilons_l2"), "epsilons_l2"),
+        pgd_steps=int(forms.param(params, RobustnessSettings, "pgd_steps")),
+        minimal=bool(forms.param(params, RobustnessSettings, "minimal")),
     )
     RobustnessSettings(**values)  # raises a ValueError that names the field
     return values

@@ -3,11 +3,16 @@
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from fiftyone_intrinsic import runs
+from fiftyone_intrinsic.core.settings import LearningCurveSettings, setting_spec
+from fiftyone_intrinsic.datasets import runs
+from fiftyone_intrinsic.datasets.schema import DIMENSION, REPRESENTATION, SHARPNESS
+from fiftyone_intrinsic.datasets.settings import SCALING_MODES, ScalingLawSettings
 
 from . import forms, model_form
 from .progress import run_with_progress
+from .sdk import call_operator
 
+BALANCE_LABELS = {"equal": "Equal per class", "stratified": "Pool proportions"}
 MODE_LABELS = {
     "curve": ("Learning curve", "Train on nested subsets of the paper's sizes (500 … 1750, capped by the data)"),
     "pilot": ("Pilot", "A small labeled set: sizes from an eighth of it to all of it; "
@@ -33,7 +38,8 @@ class FitScalingLaw(foo.Operator):
         view = ctx.target_view()
         params = ctx.params
         modes = types.RadioGroup()
-        for name, (label, description) in MODE_LABELS.items():
+        for name in SCALING_MODES:
+            label, description = MODE_LABELS[name]
             modes.add_choice(name, label=label, description=description)
         inputs.enum("mode", modes.values(), default="curve", label="Mode", view=modes)
         mode = params.get("mode", "curve")
@@ -59,30 +65,28 @@ class FitScalingLaw(foo.Operator):
                 "sizes", label="Training-set sizes", required=False,
                 description="Comma-separated, at least 3; empty: the mode's defaults",
             )
-            inputs.int("n_seeds", label="Seeds per size", default=3, min=1, max=100)
+            forms.setting_input(inputs, LearningCurveSettings, "n_seeds", "Seeds per size")
             balance = types.RadioGroup()
-            balance.add_choice("equal", label="Equal per class")
-            balance.add_choice("stratified", label="Pool proportions")
-            inputs.enum("balance", balance.values(), default="equal", label="Class balance", view=balance)
-            inputs.int("epochs", label="Epochs", default=30, min=1)
-            inputs.int("min_steps", label="At least this many steps per model", default=100, min=0)
-            inputs.int("batch_size", label="Batch size", default=32, min=1)
-            inputs.float("learning_rate", label="Learning rate (Adam)", default=2e-3, min=0.0)
+            for choice in setting_spec(LearningCurveSettings, "balance").choices:
+                balance.add_choice(choice, label=BALANCE_LABELS[choice])
+            inputs.enum("balance", balance.values(), default=setting_spec(LearningCurveSettings, "balance").default,
+                        label="Class balance", view=balance)
+            forms.setting_input(inputs, LearningCurveSettings, "epochs", "Epochs")
+            forms.setting_input(inputs, LearningCurveSettings, "min_steps", "At least this many steps per model")
+            forms.setting_input(inputs, LearningCurveSettings, "batch_size", "Batch size")
+            forms.setting_input(inputs, LearningCurveSettings, "learning_rate", "Learning rate (Adam)")
             props["target_loss"] = inputs.str(
                 "target_loss", label="Target test losses (nats)", required=False,
                 description="Comma-separated; empty: 0.9, 0.75 and 0.5 times the loss at the largest size",
             )
         props["size"] = inputs.int("size", label="Image size", required=False,
                                    description="Resize to size x size; empty keeps the images' own size")
-        channels = types.RadioGroup()
-        for choice in forms.CHANNEL_CHOICES:
-            channels.add_choice(choice, label={"auto": "Keep", "1": "Gray", "3": "RGB"}[choice])
-        inputs.enum("channels", channels.values(), default="auto", label="Channels", view=channels)
-        props["dimension_run_key"] = _run_choice(ctx, inputs, "dimension_run_key", "intrinsic_dimension", "d_data from")
+        forms.add_channels(inputs)
+        props["dimension_run_key"] = _run_choice(ctx, inputs, "dimension_run_key", DIMENSION.method, "d_data from")
         if mode != "before_labeling":
-            props["sharpness_run_key"] = _run_choice(ctx, inputs, "sharpness_run_key", "label_sharpness", "K_F from")
+            props["sharpness_run_key"] = _run_choice(ctx, inputs, "sharpness_run_key", SHARPNESS.method, "K_F from")
             props["representation_run_key"] = _run_choice(
-                ctx, inputs, "representation_run_key", "representation_dimension", "d_repr from", compute=False,
+                ctx, inputs, "representation_run_key", REPRESENTATION.method, "d_repr from", compute=False,
             )
         forms.add_device(ctx, inputs)
         forms.add_run_key(ctx, inputs, "scaling_law")
@@ -90,15 +94,14 @@ class FitScalingLaw(foo.Operator):
         return types.Property(inputs, view=types.View(label="Fit scaling law"))
 
     def execute(self, ctx):
-        from fiftyone_intrinsic.scaling_runs import fit_scaling_law
+        from fiftyone_intrinsic import fit_scaling_law
 
         view = ctx.target_view()
-        kwargs = library_kwargs(ctx.dataset, ctx.params)
+        kwargs = library_kwargs(ctx.dataset, ctx.params, device=forms.device_param(ctx))
         report = yield from run_with_progress(
             ctx,
             lambda progress: fit_scaling_law(
-                view, device=forms.device_param(ctx), overwrite=bool(ctx.params.get("overwrite", False)),
-                progress=progress, **kwargs,
+                view, overwrite=bool(ctx.params.get("overwrite", False)), progress=progress, **kwargs,
             ),
         )
         if not ctx.delegated:
@@ -131,14 +134,12 @@ class FitScalingLaw(foo.Operator):
         delegate=False,
     ):
         """Fit the scaling law of ``sample_collection`` (see
-        :func:`fiftyone_intrinsic.scaling_runs.fit_scaling_law`); ``test_tag`` holds out
+        :func:`fiftyone_intrinsic.fit_scaling_law`); ``test_tag`` holds out
         the dataset's samples with that tag, else ``n_test`` images are carved from the
         collection. A model factory can be given from Python only, to the library function.
 
         Returns the stored run results, or the queued operation when ``delegate=True``.
         """
-        from .measure import _call
-
         def joined(values):
             if values is None:
                 return None
@@ -153,34 +154,34 @@ class FitScalingLaw(foo.Operator):
             representation_run_key=representation_run_key or "none",
             target_loss=joined(target_loss), run_key=run_key, device=device, overwrite=overwrite,
         )
-        return _call(self.uri, sample_collection, run_key, params, delegate)
+        return call_operator(self.uri, sample_collection, run_key, params, delegate)
 
 
-def library_kwargs(dataset, params) -> dict:
-    """Keyword arguments of :func:`fit_scaling_law` that a form (or SDK call) describes."""
+def library_kwargs(dataset, params, device=None) -> dict:
+    """Keyword arguments of :func:`fit_scaling_law` that a form (or SDK call) describes:
+    ``label_field``, ``run_key``, ``test_samples`` and the validated ``settings``.
+
+    Raises:
+        ValueError: a malformed number list, or settings out of range.
+    """
     mode = params.get("mode", "curve")
-    channels = params.get("channels", "auto")
-    kwargs = dict(
-        mode=mode, run_key=params.get("run_key", "scaling_law"), size=params.get("size") or None,
-        channels=None if channels in (None, "auto") else int(channels),
-        dimension_run_key=_run_key(params, "dimension_run_key"),
+    options = dict(
+        mode=mode, size=params.get("size") or None, channels=forms.channels_param(params),
+        dimension_run_key=_run_key(params, "dimension_run_key"), device=device,
     )
-    if mode == "before_labeling":
-        return dict(kwargs, label_field=None)
-    sizes = parse_sizes(params.get("sizes"))
-    targets = model_form.numbers(params.get("target_loss") or "", "target_loss")
-    tag = params.get("test_tag") if params.get("held_out", "carve") == "tag" else None
-    return dict(
-        kwargs, label_field=params.get("label_field"), sizes=sizes,
-        test_samples=dataset.match_tags(tag) if tag else None,
-        n_test=params.get("n_test") or None, n_seeds=int(params.get("n_seeds", 3)),
-        balance=params.get("balance", "equal"), epochs=int(params.get("epochs", 30)),
-        min_steps=int(params.get("min_steps", 100)), batch_size=int(params.get("batch_size", 32)),
-        learning_rate=float(params.get("learning_rate", 2e-3)),
-        sharpness_run_key=_run_key(params, "sharpness_run_key"),
-        representation_run_key=_run_key(params, "representation_run_key"),
-        target_loss=list(targets) or None,
-    )
+    call = dict(run_key=params.get("run_key", "scaling_law"), label_field=None, test_samples=None)
+    if mode != "before_labeling":
+        tag = params.get("test_tag") if params.get("held_out", "carve") == "tag" else None
+        call.update(label_field=params.get("label_field"), test_samples=dataset.match_tags(tag) if tag else None)
+        options.update(
+            sizes=parse_sizes(params.get("sizes")), n_test=params.get("n_test") or None,
+            target_loss=list(model_form.numbers(params.get("target_loss") or "", "target_loss")) or None,
+            sharpness_run_key=_run_key(params, "sharpness_run_key"),
+            representation_run_key=_run_key(params, "representation_run_key"),
+            **{name: forms.param(params, LearningCurveSettings, name)
+               for name in ("n_seeds", "balance", "epochs", "min_steps", "batch_size", "learning_rate")},
+        )
+    return dict(call, settings=ScalingLawSettings.from_options(**options))
 
 
 def parse_sizes(text):
@@ -226,39 +227,32 @@ def _run_choice(ctx, inputs, name, method, label, compute=True):
 
 def _validate(ctx, view, props):
     """Refuse, on the form, what the library would refuse: nothing is trained for it."""
-    from fiftyone_intrinsic.learning_curve import LearningCurveSettings, resolve_sizes
-    from fiftyone_intrinsic.scaling_runs import check_sources, prepare_split
+    from fiftyone_intrinsic.core.learning_curve import resolve_sizes
+    from fiftyone_intrinsic.datasets.scaling import check_sources, prepare_split
 
     params = ctx.params
     try:
         kwargs = library_kwargs(ctx.dataset, params)
     except ValueError as error:
-        bad = "target_loss" if "target_loss" in str(error) else "sizes"
+        text = str(error)
+        bad = "target_loss" if "target_loss" in text or "target loss" in text else "sizes"
         forms.invalidate(props.get(bad, props["size"]), model_form.message(error))
         return
+    settings = kwargs["settings"]
     try:
-        check_sources(ctx.dataset, kwargs["dimension_run_key"], kwargs.get("sharpness_run_key"),
-                      kwargs.get("representation_run_key"), kwargs["size"], kwargs["channels"])
+        check_sources(ctx.dataset, settings.dimension_run_key, settings.sharpness_run_key,
+                      settings.representation_run_key, settings.size, settings.channels)
     except ValueError as error:
-        name = "sharpness_run_key" if "(K_F)" in str(error) else "dimension_run_key"
-        forms.invalidate(props[name], str(error))
-    if kwargs["mode"] == "before_labeling" or props["label_field"].invalid or not kwargs["label_field"]:
+        name = "sharpness_run_key" if "(K_F)" in str(error) or "give K_F" in str(error) else "dimension_run_key"
+        forms.invalidate(props.get(name, props["dimension_run_key"]), str(error))
+    if settings.mode == "before_labeling" or props["label_field"].invalid or not kwargs["label_field"]:
         return
     try:
-        settings = LearningCurveSettings(
-            sizes=kwargs["sizes"], n_seeds=kwargs["n_seeds"], n_test=kwargs["n_test"],
-            balance=kwargs["balance"], epochs=kwargs["epochs"], min_steps=kwargs["min_steps"],
-            batch_size=kwargs["batch_size"], learning_rate=kwargs["learning_rate"],
-        )
-    except ValueError as error:
-        forms.invalidate(props["sizes"], model_form.message(error))
-        return
-    try:
-        _, labels, train, _ = prepare_split(view, kwargs["label_field"], kwargs["test_samples"], settings)
+        _, labels, train, _ = prepare_split(view, kwargs["label_field"], kwargs["test_samples"], settings.curve)
     except ValueError as error:
         forms.invalidate(props.get("test_tag", props["label_field"]), str(error))
         return
     try:
-        resolve_sizes(labels[train], settings, pilot=kwargs["mode"] == "pilot")
+        resolve_sizes(labels[train], settings.curve, pilot=settings.mode == "pilot")
     except ValueError as error:
         forms.invalidate(props["sizes"], str(error))

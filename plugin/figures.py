@@ -115,21 +115,22 @@ def robustness_vs_sharpness(rows, slope):
 
 def scaling_law(results):
     """Test loss against training-set size (log–log): every run, the fit with its band,
-    and the line of slope −1/d_data."""
-    sizes, losses = results["sizes"], results["losses"]
+    and the line of slope −1/d_data. ``results``: a run's
+    :class:`~fiftyone_intrinsic.datasets.results.ScalingLawResults`."""
+    sizes, losses = results.sizes, results.losses
     traces = [{
         "type": "scatter", "mode": "markers", "name": "runs (one per seed)",
         "x": [n for n, row in zip(sizes, losses) for _ in row],
         "y": [loss for row in losses for loss in row], "marker": {"size": 6, "opacity": 0.6},
     }]
-    line, fit = results.get("fit_line"), results.get("fit") or {}
+    line, fit = results.fit_line, results.fit or {}
     if line:
         traces.append({"type": "scatter", "mode": "lines", "x": line["n"] + line["n"][::-1],
                        "y": line["high"] + line["low"][::-1], "fill": "toself", "name": "fit interval",
                        "line": {"width": 0}, "opacity": 0.25})
         traces.append({"type": "scatter", "mode": "lines", "x": line["n"], "y": line["loss"],
                        "name": f"fit: slope {fit.get('exponent', float('nan')):.3f}"})
-    predicted = results.get("predicted_line")
+    predicted = results.predicted_line
     if predicted:
         traces.append({"type": "scatter", "mode": "lines", "x": predicted["n"], "y": predicted["loss"],
                        "name": f"−1/d_data = {predicted['exponent']:.3f}", "line": {"dash": "dot"}})

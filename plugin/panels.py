@@ -8,6 +8,9 @@ pairs; plots go to panel data.
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
+from fiftyone_intrinsic.datasets.describe import describe_features
+from fiftyone_intrinsic.datasets.schema import DIMENSION, SHARPNESS
+
 from . import figures
 
 PLUGIN = "@fiftyone-intrinsic/intrinsic"
@@ -60,7 +63,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
             ctx.ops.set_view(view=ctx.dataset.match_tags(tag))
 
     def _refresh(self, ctx):
-        from fiftyone_intrinsic.summary import summarize_dataset
+        from fiftyone_intrinsic.datasets.summary import summarize_dataset
 
         summary = summarize_dataset(ctx.dataset) if ctx.dataset is not None else None
         content = _Content(summary, ctx.dataset)
@@ -134,18 +137,18 @@ class _Content:
             self.text["dimension"] = "**Intrinsic dimension**\n\nNot computed yet: use **Compute d_data**."
             return
         r = run.results
-        ci = f" (95% CI {r['ci_low']:.2f} – {r['ci_high']:.2f})" if r.get("ci_low") is not None else ""
-        near = f", {r['n_near_duplicates']} near-duplicates merged" if r.get("n_near_duplicates") else ""
+        ci = f" (95% CI {r.ci_low:.2f} – {r.ci_high:.2f})" if r.ci_low is not None else ""
+        near = f", {r.n_near_duplicates} near-duplicates merged" if r.n_near_duplicates else ""
         self.text["dimension"] = (
-            f"**Intrinsic dimension d_data = {r['dimension']:.2f}{ci}**\n\n"
-            f"Estimator **{r['estimator']}**, k = {r['k']}, run `{run.key}`; "
-            f"{r['n_duplicates']} exact duplicates removed{near}. Features: {_features(run.features)}."
+            f"**Intrinsic dimension d_data = {r.dimension:.2f}{ci}**\n\n"
+            f"Estimator **{r.estimator}**, k = {r.k}, run `{run.key}`; "
+            f"{r.n_duplicates} exact duplicates removed{near}. Features: {describe_features(run.features)}."
         )
-        if r.get("by_k"):
-            self.plots["id_vs_k"] = figures.id_vs_k(r["by_k"], r["estimator"], r["dimension"], r["k"])
+        if r.by_k:
+            self.plots["id_vs_k"] = figures.id_vs_k(r.by_k, r.estimator, r.dimension, r.k)
         local = _local_values(self._dataset, run)
         if local:
-            self.plots["local_dimension"] = figures.local_histogram(local, r["estimator"])
+            self.plots["local_dimension"] = figures.local_histogram(local, r.estimator)
 
     def _sharpness(self, summary):
         run = summary.sharpness
@@ -153,22 +156,22 @@ class _Content:
             self.text["sharpness"] = "**Label sharpness**\n\nNot computed yet: use **Compute K_F**."
             return
         r = run.results
-        k_f = "undefined" if r.get("k_f") is None else f"{r['k_f']:.4g}"
-        duplicates = len(r.get("conflicting_duplicates", []))
+        k_f = "undefined" if r.k_f is None else f"{r.k_f:.4g}"
+        duplicates = len(r.conflicting_duplicates or [])
         self.text["sharpness"] = (
             f"**Label sharpness K_F = {k_f}**\n\n"
-            f"Run `{run.key}` on `{run.config.get('label_field')}`; features: {_features(run.features)}. "
+            f"Run `{run.key}` on `{run.config.get('label_field')}`; features: {describe_features(run.features)}. "
             f"**{duplicates}** conflicting duplicates (identical images, different labels). "
             "Sharpest pairs (click to show both images):"
         )
-        self.pair_ids = [[p["id_i"], p["id_j"]] for p in r.get("pairs", [])]
+        self.pair_ids = [[p["id_i"], p["id_j"]] for p in r.pairs or []]
         self.text["pair_labels"] = [
             f"{rank}. d = {p['distance']:.4g}: {_short(p['filepath_i'])} [{p['label_i']}] ↔ "
             f"{_short(p['filepath_j'])} [{p['label_j']}]"
-            for rank, p in enumerate(r.get("pairs", []), start=1)
+            for rank, p in enumerate(r.pairs or [], start=1)
         ]
         if duplicates:
-            self.duplicate_tag = f"{run.key}:conflicting_duplicate"
+            self.duplicate_tag = SHARPNESS.names(run.key).tag("duplicate")
 
     def _robustness(self, summary):
         run = summary.robustness
@@ -177,10 +180,10 @@ class _Content:
             return
         r = run.results
         lines = [f"**Adversarial robustness** (run `{run.key}`)",
-                 f"Clean accuracy **{r['clean_accuracy']:.3f}** on {r['n_samples']} samples."]
-        if r.get("delta_loss") is not None:
-            lines.append(f"FGSM at ε = 2/255: Δloss = **{r['delta_loss']:.3f}** nats (the paper's metric).")
-        comparison = r.get("sharpness")
+                 f"Clean accuracy **{r.clean_accuracy:.3f}** on {r.n_samples} samples."]
+        if r.delta_loss is not None:
+            lines.append(f"FGSM at ε = 2/255: Δloss = **{r.delta_loss:.3f}** nats (the paper's metric).")
+        comparison = r.sharpness
         if comparison:
             lines.append(
                 f"R̂ = {_num(comparison['r_hat_mean'])} (mean), {_num(comparison['r_hat_median'])} (median) "
@@ -195,29 +198,29 @@ class _Content:
                 lines.append(f"Pair certificate (a flip within ‖x_j − x_k‖/2 = {cert['distance'] / 2:.4g}): {verdict}.")
         self.text["robustness"] = "\n\n".join(lines)
         for norm, name in (("linf", "robust_linf"), ("l2", "robust_l2")):
-            if any(c["norm"] == norm for c in r["curves"].values()):
-                self.plots[name] = figures.robustness_curves(r["curves"], r["clean_accuracy"], norm)
+            if any(c["norm"] == norm for c in r.curves.values()):
+                self.plots[name] = figures.robustness_curves(r.curves, r.clean_accuracy, norm)
 
     def _scaling(self, summary):
         run = summary.scaling
         if run is None:
             return
         r = run.results
-        if r.get("mode") == "before_labeling":
-            p = r.get("prediction") or {}
+        if r.mode == "before_labeling":
+            p = r.prediction or {}
             self.text["scaling"] = (
                 f"**Scaling law (before labeling, run `{run.key}`)**\n\n"
                 f"From d_data = {_num(p.get('d_data'))} alone: predicted exponent {_num(p.get('exponent'))}."
             )
             return
-        fit, law = r.get("fit") or {}, r.get("law") or {}
+        fit, law = r.fit or {}, r.law or {}
         lines = [
-            f"**Scaling law** (run `{run.key}`, {r.get('mode')})",
+            f"**Scaling law** (run `{run.key}`, {r.mode})",
             "",
             f"Fitted exponent **{_num(fit.get('exponent'))}** (95% CI {_num(fit.get('exponent_low'))} to "
             f"{_num(fit.get('exponent_high'))}) against −1/d_data = {_num(law.get('predicted_exponent'))}.",
         ]
-        plan = (r.get("plans") or {}).get(r.get("primary_plan") or "fitted")
+        plan = (r.plans or {}).get(r.primary_plan or "fitted")
         if plan and plan.get("targets"):
             target = plan["targets"][0]
             lines.append(
@@ -225,20 +228,20 @@ class _Content:
                 f"labelled images (interval {_num(target['n_low'])} – {_num(target['n_high'])})."
             )
         self.text["scaling"] = "\n\n".join(lines)
-        if r.get("sizes"):
+        if r.sizes:
             self.plots["scaling"] = figures.scaling_law(r)
 
     def _comparisons(self, summary):
-        from fiftyone_intrinsic.reference import PAPER_DATASETS, paper_comparability
-        from fiftyone_intrinsic.summary import comparable_summaries, loglog_slope
+        from fiftyone_intrinsic.core.reference import PAPER_DATASETS, paper_comparability
+        from fiftyone_intrinsic.datasets.summary import comparable_summaries, loglog_slope
 
         sharp, dim = summary.sharpness, summary.dimension
-        if sharp and dim and sharp.results.get("k_f"):
+        if sharp and dim and sharp.results.k_f:
             comparable, reason = paper_comparability(sharp.features)
             if comparable:
                 self.text["paper"] = "**Against the paper's reference datasets**\n\n" + reason + "."
                 self.plots["paper"] = figures.paper_scatter(
-                    PAPER_DATASETS, summary.name, dim.results["dimension"], sharp.results["k_f"]
+                    PAPER_DATASETS, summary.name, dim.results.dimension, sharp.results.k_f
                 )
             else:
                 self.text["paper"] = (
@@ -262,32 +265,19 @@ class _Content:
 
 
 def _row(summary, current):
-    if not (summary.sharpness and summary.dimension and summary.sharpness.results.get("k_f")):
+    if not (summary.sharpness and summary.dimension and summary.sharpness.results.k_f):
         return None
-    robustness = summary.robustness.results.get("sharpness") if summary.robustness else None
+    robustness = summary.robustness.results.sharpness if summary.robustness else None
     return {
-        "name": summary.name, "current": current, "d_data": summary.dimension.results["dimension"],
-        "k_f": summary.sharpness.results["k_f"],
+        "name": summary.name, "current": current, "d_data": summary.dimension.results.dimension,
+        "k_f": summary.sharpness.results.k_f,
         "r_hat": robustness.get("r_hat_mean") if robustness else None,
     }
 
 
 def _local_values(dataset, run):
-    from fiftyone_intrinsic.compute import dimension_field
-
-    field = dimension_field(run.key)
+    field = DIMENSION.names(run.key).field("local_dimension")
     return dataset.values(field) if dataset.has_sample_field(field) else []
-
-
-def _features(features):
-    if not features:
-        return "unknown"
-    if features.get("source") != "pixels":
-        return f"{features.get('source')} ({features.get('dimension')} dims)"
-    h, w, c = features.get("image_shape", ["?", "?", "?"])
-    scale = "[0, 255]" if features.get("value_range") == "byte" else "[0, 1]"
-    extra = ", per-image max" if features.get("normalize_max") else ""
-    return f"pixels {h}×{w}×{c}, {scale}{extra}"
 
 
 def _short(path):

@@ -69,3 +69,29 @@ def dataset_name():
 @pytest.fixture
 def tmp_images(tmp_path):
     return tmp_path / "images"
+
+
+@pytest.fixture(scope="module")
+def breast(request, tmp_path_factory):
+    """BreastMNIST (all 780 images, tags train/val/test) as a FiftyOne dataset of its own
+    for the test module; deleted after it. Skips when the real data is missing."""
+    import fiftyone as fo
+
+    from fiftyone_intrinsic.datasets.importers import import_medmnist
+
+    path = shared_file("medical/breastmnist_28.npz")
+    name = f"breast-{request.module.__name__}-{uuid.uuid4().hex[:6]}"
+    dataset = import_medmnist(path, name=name, images_dir=tmp_path_factory.mktemp("breast"))
+    yield dataset
+    fo.delete_dataset(name)
+
+
+def snapshot(dataset):
+    """Everything a failed run must leave as it was: fields, tags, runs, saved views."""
+    dataset.reload()
+    return (
+        sorted(dataset.get_field_schema().keys()),
+        dataset.count_sample_tags(),
+        sorted(dataset.list_runs()),
+        sorted(dataset.list_saved_views()),
+    )

@@ -6,8 +6,9 @@ import torch
 import torchattacks
 
 from fiftyone_intrinsic import evaluate_robustness
-from fiftyone_intrinsic.attacks import _attack, attack_model
-from fiftyone_intrinsic.settings import RobustnessSettings
+from fiftyone_intrinsic.core.adversarial import attack_model, pair_certificate
+from fiftyone_intrinsic.core.attacks import ATTACKS
+from fiftyone_intrinsic.core.settings import RobustnessSettings
 
 from training import breastmnist_arrays, train_small_cnn
 
@@ -42,12 +43,20 @@ def test_clean_accuracy_and_robust_accuracy_curves(trained, report):
     assert attacks.curves["pgd"].accuracy[-1] < attacks.clean_accuracy  # 8/255 breaks some
 
 
-def test_fgsm_at_zero_leaves_images_unchanged(trained):
+def test_budget_zero_of_every_attack_is_the_clean_model(trained, report):
+    """At ε = 0 each curve must report the model's own clean accuracy, loss and errors,
+    computed here without the attack code."""
     model, images, targets = trained
-    unchanged = torchattacks.FGSM(model, eps=0.0)(images, targets)
-    assert torch.equal(unchanged, images)
-    settings = RobustnessSettings(**FAST)
-    assert torch.equal(_attack(model, images, targets, "fgsm", 0.0, settings, torch.device("cpu")), images)
+    with torch.no_grad():
+        logits = model(images)
+    wrong = (logits.argmax(1) != targets).numpy()
+    loss = float(torch.nn.functional.cross_entropy(logits, targets))
+    assert 0 < wrong.sum() < len(wrong)  # a check on an all-right or all-wrong model proves little
+    for name, curve in report.attacks.curves.items():
+        assert curve.epsilons[0] == 0
+        assert curve.accuracy[0] == pytest.approx(1 - wrong.mean()), name
+        assert curve.loss[0] == pytest.approx(loss, rel=1e-5), name
+        np.testing.assert_array_equal(curve.fooled[:, 0], wrong)
 
 
 def test_delta_loss_is_the_papers_fgsm_protocol(trained, report):
@@ -80,13 +89,44 @@ def test_minimal_epsilon_flips_and_a_smaller_one_does_not(trained, report):
 
 def test_per_sample_budgets_match_scalar_budgets(trained):
     model, images, targets = trained
-    settings = RobustnessSettings(**FAST)
-    for name in ("fgsm", "pgd", "pgd_l2"):
-        eps = 0.5 if name == "pgd_l2" else 3 / 255
-        scalar = _attack(model, images[:16], targets[:16], name, eps, settings, torch.device("cpu"), random_start=False)
-        tensor = _attack(model, images[:16], targets[:16], name, torch.full((16,), eps), settings, torch.device("cpu"), random_start=False)
+    x, y = images[:16], targets[:16]
+    for name, attack in ATTACKS.items():
+        eps = 0.5 if attack.norm == "l2" else 3 / 255
+        scalar = attack.build(model, eps, steps=FAST["pgd_steps"], random_start=False)(x, y)
+        tensor = attack.build(model, torch.full((16,), eps), steps=FAST["pgd_steps"], random_start=False)(x, y)
         torch.testing.assert_close(scalar, tensor)
         assert scalar.min() >= 0 and scalar.max() <= 1
+        size = (scalar - x).flatten(1).abs().amax(1) if attack.norm == "linf" else (scalar - x).flatten(1).norm(dim=1)
+        assert float(size.max()) <= eps + 1e-6, name
+        assert float(size.max()) > 0, name  # the attack moved the images
+
+
+class _Threshold(torch.nn.Module):
+    """Two logits ±(x·w − b): class 1 where x·w > b; the boundary is known exactly."""
+
+    def __init__(self, w, b):
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x):
+        score = x.flatten(1) @ self.w - self.b
+        return torch.stack([-score, score], dim=1)
+
+
+def test_pair_certificate_finds_the_decision_boundary_on_the_segment():
+    # x_j = 0 (class 0), x_k = (1, 1) (class 1), boundary x1 + x2 = 0.5: t* = 0.25
+    x_j, x_k = torch.zeros(1, 1, 2), torch.ones(1, 1, 2)
+    model = _Threshold(torch.tensor([1.0, 1.0]), 0.5)
+    certificate = pair_certificate(model, x_j, x_k, 0, 1, device="cpu", resolution=401)
+    distance = 2**0.5
+    assert certificate.distance == pytest.approx(distance)
+    assert certificate.both_correct is True and certificate.holds is True
+    assert certificate.segment_flip == pytest.approx(0.25 * distance, abs=distance / 400)
+    assert certificate.margin == pytest.approx(distance / 2 - certificate.segment_flip)
+    # a model wrong on x_k: the theorem says nothing, and the certificate says so
+    wrong = _Threshold(torch.tensor([1.0, 1.0]), 5.0)
+    certificate = pair_certificate(wrong, x_j, x_k, 0, 1, device="cpu")
+    assert certificate.both_correct is False and certificate.holds is None
 
 
 def test_training_mode_is_restored(trained):

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import fiftyone as fo
-from fiftyone_intrinsic.cli import main
+from fiftyone_intrinsic.datasets.cli import main
 
 
 def test_audit_medmnist_prints_the_report(shared_data, dataset_name, tmp_images, capsys):
@@ -24,7 +24,7 @@ def test_audit_medmnist_prints_the_report(shared_data, dataset_name, tmp_images,
 
 def test_audit_bad_source_exits_2_with_a_message(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "fiftyone_intrinsic.cli", "audit", str(tmp_path / "nothing-here")],
+        [sys.executable, "-m", "fiftyone_intrinsic.datasets.cli", "audit", str(tmp_path / "nothing-here")],
         capture_output=True, text=True,
     )
     assert out.returncode == 2

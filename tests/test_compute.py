@@ -11,20 +11,11 @@ import pytest
 
 import fiftyone as fo
 import fiftyone_intrinsic as fi
-from fiftyone_intrinsic.compute import dimension_field, sharpness_fields
-from fiftyone_intrinsic.features import extract_features
-from fiftyone_intrinsic.importers import import_arrays, import_medmnist
+from fiftyone_intrinsic.datasets.schema import DIMENSION, SHARPNESS
+from fiftyone_intrinsic.datasets.features import extract_features
+from fiftyone_intrinsic.datasets.importers import import_arrays
 
-
-@pytest.fixture(scope="module")
-def breast(tmp_path_factory):
-    from conftest import shared_file
-
-    path = shared_file("medical/breastmnist_28.npz")
-    name = f"breast-{os.getpid()}"
-    dataset = import_medmnist(path, name=name, images_dir=tmp_path_factory.mktemp("breast"), overwrite=True)
-    yield dataset
-    fo.delete_dataset(name)
+from conftest import snapshot
 
 
 @pytest.fixture
@@ -37,17 +28,6 @@ def small(dataset_name, tmp_path, rng):
     return import_arrays(images, labels, name=dataset_name, images_dir=tmp_path / "imgs")
 
 
-def snapshot(dataset):
-    """Everything a failed run must leave as it was."""
-    dataset.reload()
-    return (
-        sorted(dataset.get_field_schema().keys()),
-        dataset.count_sample_tags(),
-        sorted(dataset.list_runs()),
-        sorted(dataset.list_saved_views()),
-    )
-
-
 def test_label_sharpness_run_matches_array_function(breast):
     result = fi.compute_label_sharpness(breast, "ground_truth", run_key="kf", top=5, device="cpu", progress=lambda f, s: None)
     features = extract_features(breast)
@@ -55,20 +35,20 @@ def test_label_sharpness_run_matches_array_function(breast):
     assert result.k_f == direct.k_f
     assert [(p.i, p.j, p.distance) for p in result.pairs] == [(p.i, p.j, p.distance) for p in direct.pairs]
 
-    names = sharpness_fields("kf")
+    names = SHARPNESS.names("kf")
     ids = breast.values("id")
-    stored_distance = np.array(breast.values(names["distance"]), dtype=float)
+    stored_distance = np.array(breast.values(names.field("distance")), dtype=float)
     np.testing.assert_array_equal(stored_distance, direct.nearest_distance)
-    assert breast.values(names["neighbor"]) == [ids[j] for j in direct.nearest_index]
+    assert breast.values(names.field("neighbor")) == [ids[j] for j in direct.nearest_index]
 
     stored = fi.load_intrinsic_results(breast, "kf")
     assert stored.k_f == pytest.approx(direct.k_f, rel=1e-12)
     assert [(p["id_i"], p["id_j"]) for p in stored.pairs] == [(ids[p.i], ids[p.j]) for p in direct.pairs]
     # BreastMNIST holds one pair of identical images with different labels
     assert len(direct.conflicting_duplicates) == 1
-    assert breast.count_sample_tags()[names["duplicate_tag"]] == 2
+    assert breast.count_sample_tags()[names.tag("duplicate")] == 2
     flagged = {i for p in direct.pairs for i in (p.i, p.j)}
-    assert breast.count_sample_tags()[names["pair_tag"]] == len(flagged)
+    assert breast.count_sample_tags()[names.tag("pair")] == len(flagged)
 
     view = fi.load_sharpest_pairs_view(breast, "kf")
     dup_i, dup_j = direct.conflicting_duplicates[0]
@@ -83,10 +63,10 @@ def test_label_sharpness_run_matches_array_function(breast):
 
     fi.delete_intrinsic_run(breast, "kf")
     assert "kf" not in breast.list_runs()
-    assert not breast.has_sample_field(names["distance"])
-    assert not breast.has_sample_field(names["neighbor"])
-    assert names["pair_tag"] not in breast.count_sample_tags()
-    assert names["view"] not in breast.list_saved_views()
+    assert not breast.has_sample_field(names.field("distance"))
+    assert not breast.has_sample_field(names.field("neighbor"))
+    assert names.tag("pair") not in breast.count_sample_tags()
+    assert names.view("pairs") not in breast.list_saved_views()
 
 
 def test_dimension_run_reports_duplicates_and_is_not_collapsed(breast):
@@ -107,7 +87,7 @@ def test_dimension_run_reports_duplicates_and_is_not_collapsed(breast):
     assert stored.dimension == merged.dimension
     assert stored.n_near_duplicates == merged.n_near_duplicates
     assert len(stored.duplicate_groups) == 1 and len(stored.duplicate_groups[0]) == 2
-    local = np.array(breast.values(dimension_field("id_merged")), dtype=float)
+    local = np.array(breast.values(DIMENSION.names("id_merged").field("local_dimension")), dtype=float)
     np.testing.assert_array_equal(local, np.where(np.isfinite(merged.local), merged.local, np.nan))
     assert sorted(fi.list_intrinsic_runs(breast, method="intrinsic_dimension")) == ["id_exact", "id_merged", "id_mle"]
     for key in ("id_exact", "id_merged", "id_mle"):
@@ -125,7 +105,8 @@ def test_results_reload_in_a_fresh_process(small):
         "d = fi.load_intrinsic_results(ds, 'intrinsic_dimension')\n"
         "info = fi.get_intrinsic_run_info(ds, 'label_sharpness')\n"
         "print(json.dumps(dict(k_f=kf.k_f, dup=kf.conflicting_duplicates, d=d.dimension,"
-        " cls=type(info.config).__name__, view=len(fi.load_sharpest_pairs_view(ds)))))\n"
+        " cls=type(info.config).__name__, results=type(kf).__name__,"
+        " view=len(fi.load_sharpest_pairs_view(ds)))))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=os.environ.copy(), check=True)
     reloaded = json.loads(out.stdout.strip().splitlines()[-1])
@@ -133,7 +114,7 @@ def test_results_reload_in_a_fresh_process(small):
     assert reloaded["k_f"] == result.k_f
     assert reloaded["d"] == dim.dimension
     assert reloaded["dup"] == [[ids[5], ids[6]]]
-    assert reloaded["cls"] == "IntrinsicRunConfig"
+    assert (reloaded["cls"], reloaded["results"]) == ("SharpnessRunConfig", "SharpnessResults")
     assert reloaded["view"] == len(set(ids[k] for p in result.pairs for k in (p.i, p.j)) | {ids[5], ids[6]})
 
 
@@ -144,7 +125,7 @@ def test_existing_key_needs_overwrite_and_overwrite_replaces_what_was_written(sm
         fi.compute_label_sharpness(small, "ground_truth", device="cpu")
     assert snapshot(small) == before
     fi.compute_label_sharpness(small, "ground_truth", top=1, overwrite=True, device="cpu", progress=lambda f, s: None)
-    tag = sharpness_fields("label_sharpness")["pair_tag"]
+    tag = SHARPNESS.names("label_sharpness").tag("pair")
     assert small.count_sample_tags()[tag] == 2  # the tags of the top-3 run are gone
 
 

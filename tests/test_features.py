@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fiftyone_intrinsic.features import preprocess_image
-from fiftyone_intrinsic.settings import FeatureSettings, Preprocessing
+from fiftyone_intrinsic.core.preprocessing import preprocess_image
+from fiftyone_intrinsic.core.settings import Preprocessing
+from fiftyone_intrinsic.datasets.settings import FeatureSettings
 
 
 def gray(values):

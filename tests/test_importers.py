@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fiftyone as fo
-from fiftyone_intrinsic.importers import (
+from fiftyone_intrinsic.datasets.importers import (
     import_arrays,
     import_digits,
     import_idx,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from fiftyone_intrinsic.devices import resolve_device
-from fiftyone_intrinsic.neighbors import (
+from fiftyone_intrinsic.core.devices import resolve_device
+from fiftyone_intrinsic.core.neighbors import (
     approximation_error_bound,
     as_feature_matrix,
     find_duplicates,

@@ -18,8 +18,10 @@ from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext
 
 import fiftyone_intrinsic as fi
-from fiftyone_intrinsic.features import extract_features
-from fiftyone_intrinsic.importers import import_arrays, import_medmnist
+from fiftyone_intrinsic.datasets.features import extract_features
+from fiftyone_intrinsic.datasets.importers import import_arrays
+
+from conftest import snapshot
 
 PLUGIN = "@fiftyone-intrinsic/intrinsic"
 OPERATORS = (
@@ -39,19 +41,6 @@ def uri(name):
     return f"{PLUGIN}/{name}"
 
 
-@pytest.fixture(scope="module")
-def breast(tmp_path_factory):
-    from conftest import shared_file
-
-    name = f"op-breast-{os.getpid()}"
-    dataset = import_medmnist(
-        shared_file("medical/breastmnist_28.npz"), name=name,
-        images_dir=tmp_path_factory.mktemp("breast"), overwrite=True,
-    )
-    yield dataset
-    fo.delete_dataset(name)
-
-
 @pytest.fixture
 def small(dataset_name, tmp_path, rng):
     images = rng.integers(0, 256, size=(30, 8, 8), dtype=np.uint8)
@@ -59,14 +48,6 @@ def small(dataset_name, tmp_path, rng):
     dataset = import_arrays(images, labels, name=dataset_name, images_dir=tmp_path / "imgs")
     dataset.persistent = True
     return dataset
-
-
-def snapshot(dataset):
-    dataset.reload()
-    return (
-        sorted(dataset.get_field_schema().keys()), dataset.count_sample_tags(),
-        sorted(dataset.list_runs()), sorted(dataset.list_saved_views()),
-    )
 
 
 def test_plugin_registers_every_operator_without_errors():

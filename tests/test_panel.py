@@ -12,7 +12,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 
 import fiftyone_intrinsic as fi
-from fiftyone_intrinsic.importers import import_arrays, import_medmnist
+from fiftyone_intrinsic.datasets.importers import import_arrays, import_medmnist
 
 PANEL = "@fiftyone-intrinsic/intrinsic/intrinsic_properties"
 QUIET = dict(device="cpu", progress=lambda f, s: None)

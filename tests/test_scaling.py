@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone import ViewField as F
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext
 
 import fiftyone_intrinsic as fi
-from fiftyone_intrinsic.importers import import_arrays, import_medmnist
-from fiftyone_intrinsic.learning_curve import (
+from fiftyone_intrinsic.datasets.importers import import_arrays
+from fiftyone_intrinsic.core.learning_curve import (
     SmallCNN,
     balanced_capacity,
     default_sizes,
@@ -30,8 +29,11 @@ from fiftyone_intrinsic.learning_curve import (
     nested_order,
     pilot_sizes,
 )
-from fiftyone_intrinsic.scaling import compare_with_law, fit_power_law, plan_budget, predict_exponent
-from fiftyone_intrinsic.scaling_runs import fit_scaling_law, split_field
+from fiftyone_intrinsic.core.scaling import compare_with_law, fit_power_law, plan_budget, predict_exponent
+from fiftyone_intrinsic.datasets.scaling import fit_scaling_law
+from fiftyone_intrinsic.datasets.schema import SCALING
+
+from conftest import snapshot
 
 URI = "@fiftyone-intrinsic/intrinsic/fit_scaling_law"
 PAPER_SIZES = np.array([500, 750, 1000, 1250, 1500, 1750])
@@ -168,7 +170,13 @@ def test_comparison_with_the_law_classifies_the_exponent_and_relates_the_offset_
     assert steeper.bound_constant >= steeper.constant_at_predicted
     nothing = compare_with_law(fit)
     assert nothing.predicted_exponent is None and nothing.constant is None
-    assert json.dumps(steeper.as_dict())
+    # stored as strict JSON (no NaN), every value as computed
+    restored = json.loads(json.dumps(steeper.as_dict(), allow_nan=False))
+    assert restored["predicted_exponent"] == -0.1 and restored["agreement"] == "steeper"
+    assert restored["d_repr"] == 4.0 and restored["k_f"] == 0.25
+    assert restored["constant"] == pytest.approx(steeper.constant)
+    assert restored["exponent"] == pytest.approx(fit.exponent)
+    assert json.loads(json.dumps(nothing.as_dict(), allow_nan=False))["predicted_exponent"] is None
 
 
 def test_before_labeling_prediction_from_d_data_alone():
@@ -338,25 +346,6 @@ def test_runner_refuses_bad_input():
 # --- on a FiftyOne dataset: real images ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def breast(tmp_path_factory):
-    from conftest import shared_file
-
-    name = f"scaling-breast-{os.getpid()}"
-    dataset = import_medmnist(
-        shared_file("medical/breastmnist_28.npz"), name=name,
-        images_dir=tmp_path_factory.mktemp("breast"), overwrite=True,
-    )
-    yield dataset
-    fo.delete_dataset(name)
-
-
-def snapshot(dataset):
-    dataset.reload()
-    return (sorted(dataset.get_field_schema()), dataset.count_sample_tags(), sorted(dataset.list_runs()),
-            sorted(dataset.list_saved_views()))
-
-
 def test_breastmnist_curve_decreases_with_an_interval_and_is_stored(breast):
     pool, held_out = breast.match_tags("test", bool=False), breast.match_tags("test")
     report = fit_scaling_law(pool, "ground_truth", test_samples=held_out, run_key="breast_curve",
@@ -386,9 +375,9 @@ def test_breastmnist_curve_decreases_with_an_interval_and_is_stored(breast):
     assert sorted(stored.test_ids) == sorted(held_out.values("id"))
     pool_ids = set(pool.values("id"))
     assert all(set(row) <= pool_ids for row in stored.train_order_ids)
-    assert breast.count_values(split_field("breast_curve")) == {"pool": 624, "test": 156}
+    assert breast.count_values(SCALING.names("breast_curve").field("split")) == {"pool": 624, "test": 156}
     config = fi.get_intrinsic_run_info(breast, "breast_curve").config
-    assert config.method == "scaling_law" and config.settings["sizes"] == REAL["sizes"]
+    assert config.method == "scaling_law" and config.settings["curve"]["sizes"] == REAL["sizes"]
     assert config.features["image_shape"] == [28, 28, 1] and config.label_field == "ground_truth"
 
     script = (
@@ -400,7 +389,7 @@ def test_breastmnist_curve_decreases_with_an_interval_and_is_stored(breast):
     reloaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert reloaded["losses"] == stored.losses and reloaded["fit"] == stored.fit
     fi.delete_intrinsic_run(breast, "breast_curve")
-    assert not breast.has_sample_field(split_field("breast_curve"))
+    assert not breast.has_sample_field(SCALING.names("breast_curve").field("split"))
 
 
 def test_bad_input_on_a_dataset_is_refused_and_changes_nothing(breast, dataset_name, tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fiftyone_intrinsic.sharpness import label_sharpness
+from fiftyone_intrinsic.core.sharpness import label_sharpness
 
 RTOL = 1e-9
 

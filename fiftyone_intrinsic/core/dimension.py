@@ -1,0 +1,217 @@
+"""Intrinsic dimension d_data of a point cloud (docs/science.md §3).
+
+Exact duplicates are removed first (and counted), near-duplicates optionally merged, the
+exact nearest neighbours found (:mod:`.neighbors`), and the registered estimator
+(:mod:`.estimators`: ``mle``, ``mle_mg``, ``twonn``) turns their distances into a global
+estimate, per-sample local estimates, a bootstrap interval and an ID-versus-k curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .estimators import get_estimator
+from .neighbors import Progress, as_feature_matrix, find_duplicates, nearest_neighbors
+from .settings import DimensionSettings
+
+__all__ = ["DimensionResult", "intrinsic_dimension", "estimate_dimension", "estimate_from_distances"]
+
+
+@dataclass(frozen=True)
+class DimensionResult:
+    """An intrinsic-dimension estimate.
+
+    Attributes:
+        dimension: the global estimate (dimensionless, degrees of freedom).
+        local: ``(N,)`` float64 per input row; duplicates share their distinct row's value.
+        ci_low, ci_high: bootstrap percentile interval of ``dimension`` at ``confidence``
+            (``nan`` when ``n_bootstrap`` is 0).
+        confidence: coverage of the interval.
+        n_samples: rows given (N).
+        n_duplicates: rows that repeated an earlier row exactly; removed before estimating.
+        n_near_duplicates: further rows merged because they lay within
+            ``duplicate_tolerance`` of another (0 when the tolerance is 0).
+        duplicate_tolerance: the merging distance, in feature units.
+        estimator: a name of :data:`~fiftyone_intrinsic.core.estimators.ESTIMATORS`.
+        k: neighbours per point used (2 for TwoNN).
+        discard_fraction: TwoNN's discarded fraction (``None`` for estimators that do
+            not read it).
+        duplicate_groups: row indices of each set of identical rows (arrays of ≥ 2).
+        by_k: ``[(k', d)]`` the same estimator with k' = 3 … k neighbours, from the same
+            neighbour lists (empty for estimators without k, such as TwoNN): the
+            ID-versus-k curve.
+    """
+
+    dimension: float
+    local: np.ndarray
+    ci_low: float
+    ci_high: float
+    confidence: float
+    n_samples: int
+    n_duplicates: int
+    n_near_duplicates: int
+    duplicate_tolerance: float
+    estimator: str
+    k: int
+    discard_fraction: Optional[float]
+    by_k: list = ()
+    duplicate_groups: list = ()
+
+
+def intrinsic_dimension(
+    X,
+    *,
+    estimator: str = "mle",
+    k: int = 20,
+    device=None,
+    discard_fraction: float = 0.1,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    duplicate_tolerance: float = 0.0,
+    progress: Progress | None = None,
+) -> DimensionResult:
+    """Estimate the intrinsic dimension of the rows of ``X``.
+
+    Args:
+        X: ``(N, D)`` array or tensor, one flattened sample per row.
+        estimator ("mle"): a registered estimator: ``"mle"``, ``"mle_mg"`` or ``"twonn"``
+            (see :mod:`fiftyone_intrinsic.core.estimators`).
+        k (20): neighbours per point for the MLE estimators.
+        device (None): torch device of the neighbour search; CUDA when present, else CPU.
+        discard_fraction (0.1): TwoNN's discarded fraction of the largest ratios.
+        n_bootstrap (200): bootstrap resamples of the points for the interval.
+        confidence (0.95): coverage of the interval.
+        seed (0): seed of the bootstrap.
+        duplicate_tolerance (0.0): merge samples closer than this (feature units) before
+            estimating; 0 merges exact duplicates only.
+        progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
+
+    >>> rng = np.random.default_rng(0)
+    >>> plane = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 50))
+    >>> round(intrinsic_dimension(plane, device="cpu").dimension)
+    2
+    """
+    settings = DimensionSettings(
+        estimator=estimator,
+        k=k,
+        discard_fraction=discard_fraction,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        seed=seed,
+        duplicate_tolerance=duplicate_tolerance,
+        device=None if device is None else str(device),
+    )
+    return estimate_dimension(as_feature_matrix(X), settings, progress)
+
+
+def estimate_dimension(
+    X: np.ndarray, settings: DimensionSettings, progress: Progress | None = None
+) -> DimensionResult:
+    """:func:`intrinsic_dimension` with validated settings, on an ``(N, D)`` float matrix
+    already checked by :func:`~fiftyone_intrinsic.core.neighbors.as_feature_matrix`."""
+    estimator = get_estimator(settings.estimator)
+    duplicates = find_duplicates(X)
+    distinct = X[duplicates.representatives]
+    needed = settings.neighbors_needed
+    _require_points(duplicates.n_distinct, duplicates.n_rows, needed, settings, "distinct")
+    kept, distinct_to_kept = _merge_near_duplicates(distinct, settings)
+    _require_points(kept.shape[0], duplicates.n_rows, needed, settings, "well-separated")
+    neighbors = nearest_neighbors(distinct[kept], needed, device=settings.device, progress=progress)
+    dimension, local_distinct, statistic = estimate_from_distances(
+        neighbors.distances, settings.estimator, settings.discard_fraction
+    )
+    ci_low, ci_high = _bootstrap_interval(statistic, settings, needed)
+    return DimensionResult(
+        dimension=float(dimension),
+        local=local_distinct[distinct_to_kept[duplicates.inverse]],
+        ci_low=ci_low,
+        ci_high=ci_high,
+        confidence=settings.confidence,
+        n_samples=duplicates.n_rows,
+        n_duplicates=duplicates.n_duplicates,
+        n_near_duplicates=duplicates.n_distinct - int(kept.shape[0]),
+        duplicate_tolerance=settings.duplicate_tolerance,
+        estimator=settings.estimator,
+        k=needed,
+        discard_fraction=settings.discard_fraction if "discard_fraction" in estimator.parameters else None,
+        by_k=estimator.curve(neighbors.distances),
+        duplicate_groups=duplicates.groups(),
+    )
+
+
+def _require_points(n_points, n_rows, needed, settings, kind):
+    if n_points <= needed:
+        raise ValueError(
+            f"The {settings.estimator!r} estimator with k={needed} needs at least {needed + 1} "
+            f"{kind} samples; got {n_points} of {n_rows} rows. Add samples, lower k"
+            + (" or lower duplicate_tolerance." if kind != "distinct" else ".")
+        )
+
+
+def _merge_near_duplicates(distinct: np.ndarray, settings: DimensionSettings):
+    """Merge rows within ``duplicate_tolerance`` (connected components of the "closer
+    than the tolerance" graph among each row's k nearest neighbours).
+
+    Returns:
+        ``(kept, distinct_to_kept)``: ``(M,)`` indices of the kept rows (the smallest
+        index of each component) and ``(U,)`` the kept position of every row.
+    """
+    n_rows = distinct.shape[0]
+    if settings.duplicate_tolerance == 0.0:
+        return np.arange(n_rows), np.arange(n_rows)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    k = min(max(settings.k, 2), n_rows - 1)
+    found = nearest_neighbors(distinct, k, device=settings.device)
+    close = found.distances <= settings.duplicate_tolerance
+    rows = np.repeat(np.arange(n_rows), k)[close.ravel()]
+    graph = coo_matrix((np.ones(rows.size), (rows, found.indices[close])), shape=(n_rows, n_rows))
+    _, component = connected_components(graph, directed=False)
+    # components numbered by their smallest member, so kept rows stay in input order
+    first = np.full(component.max() + 1, n_rows)
+    np.minimum.at(first, component, np.arange(n_rows))
+    kept = np.sort(first)
+    position = np.empty(n_rows, dtype=np.int64)
+    position[kept] = np.arange(kept.size)
+    return kept, position[first[component]]
+
+
+def estimate_from_distances(distances: np.ndarray, estimator: str, discard_fraction: float = 0.1):
+    """Global and local estimates from ``(M, k)`` ascending, positive neighbour distances.
+
+    Returns:
+        ``(dimension, local, statistic)``: the global estimate, the ``(M,)`` local
+        estimates, and the ``(M,)`` per-point statistic that the global estimate is a
+        function of (``S_i`` for the MLE estimators, ``μ_i`` for TwoNN), for resampling.
+
+    >>> T = np.array([[1.0, 2.0, 4.0], [1.0, 1.0, 2.0]])
+    >>> d, local, S = estimate_from_distances(T, "mle")
+    >>> S.tolist(), d  # S = log(4/1) + log(4/2), log(2/1) + log(2/1); d = 1 / mean(S)
+    ([2.0794415416798357, 1.3862943611198906], 0.5770780163555854)
+    """
+    unit = get_estimator(estimator)
+    k = distances.shape[1]
+    statistic = unit.point_statistics(distances)
+    dimension = unit.combine(statistic, k=k, discard_fraction=discard_fraction)
+    return dimension, unit.local(statistic, k=k), statistic
+
+
+def _bootstrap_interval(statistic: np.ndarray, settings: DimensionSettings, k: int):
+    """Percentile interval of the estimate over resamples of the points' statistics."""
+    if settings.n_bootstrap == 0:
+        return float("nan"), float("nan")
+    estimator = get_estimator(settings.estimator)
+    rng = np.random.default_rng(settings.seed)
+    n_points = statistic.shape[0]
+    estimates = np.empty(settings.n_bootstrap)
+    for b in range(settings.n_bootstrap):
+        resample = statistic[rng.integers(0, n_points, n_points)]
+        estimates[b] = estimator.combine(resample, k=k, discard_fraction=settings.discard_fraction)
+    tail = (1.0 - settings.confidence) / 2.0
+    low, high = np.quantile(estimates, [tail, 1.0 - tail])
+    return float(low), float(high)

@@ -1,0 +1,355 @@
+"""Exact nearest-neighbour search in blocks, on any torch device.
+
+Candidates come from a float32 matrix product (``‖a‖² + ‖b‖² − 2a·b``), which is fast but
+cancels catastrophically for near-duplicates. Every candidate whose approximate squared
+distance lies within a rigorous rounding bound of the k-th smallest approximate value is
+kept, and the kept candidates are re-measured in float64 from the coordinate differences.
+So the returned neighbours and distances are exact (to float64 rounding), including for the
+near-duplicate pairs that decide label sharpness and TwoNN (docs/science.md §4). Memory is bounded
+by one ``(rows, N)`` float32 block; no ``N × N`` matrix is ever formed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .devices import exact_float32_matmul, resolve_device
+
+__all__ = [
+    "Neighbors",
+    "DuplicateGroups",
+    "as_feature_matrix",
+    "find_duplicates",
+    "nearest_neighbors",
+    "approximation_error_bound",
+    "compact_columns",
+]
+
+#: Unit roundoff of IEEE float32 (round to nearest).
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+#: Extra approximate neighbours kept per row beyond k, so that near-ties rarely need the
+#: slower per-row fallback.
+_EXTRA_CANDIDATES = 8
+#: Bytes of float64 differences materialised at once when re-measuring candidates.
+_RECHECK_BYTES = 2 * 2**20
+
+#: ``mask(block, start, stop, skipped)`` sets to +inf, in place, the entries of the
+#: ``(stop - start, M)`` block of squared distances that must not be returned; with
+#: ``skipped = (lo, hi)`` the block leaves out those columns (see :func:`compact_columns`).
+BlockMask = Callable[[torch.Tensor, int, int], None]
+#: ``observe(block, start, stop, skipped)`` sees each masked block before selection.
+BlockObserver = Callable[[torch.Tensor, int, int], None]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """The k nearest neighbours of every row.
+
+    Attributes:
+        distances: ``(N, k)`` float64 Euclidean distances, ascending along each row; ``inf``
+            where a row has fewer than k admissible neighbours.
+        indices: ``(N, k)`` int64 row indices of the neighbours (ties broken by the smaller
+            index); ``-1`` where ``distances`` is ``inf``.
+        error_bound: ``(N,)`` float64 bound on the error of the float32 squared distances
+            of each row (see :func:`approximation_error_bound`), for callers that refine
+            further approximate values.
+    """
+
+    distances: np.ndarray
+    indices: np.ndarray
+    error_bound: Optional[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class DuplicateGroups:
+    """Rows that are bit-for-bit identical.
+
+    Attributes:
+        inverse: ``(N,)`` int64, the distinct-row id of every row.
+        representatives: ``(U,)`` int64, the first row index of each distinct row, in the
+            order of the distinct ids.
+    """
+
+    inverse: np.ndarray
+    representatives: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.inverse.shape[0])
+
+    @property
+    def n_distinct(self) -> int:
+        return int(self.representatives.shape[0])
+
+    @property
+    def n_duplicates(self) -> int:
+        """Rows that repeat an earlier row (N − number of distinct rows)."""
+        return self.n_rows - self.n_distinct
+
+    def groups(self) -> list[np.ndarray]:
+        """Row indices of every distinct row that occurs more than once, ascending."""
+        order = np.argsort(self.inverse, kind="stable")
+        counts = np.bincount(self.inverse, minlength=self.n_distinct)
+        splits = np.split(order, np.cumsum(counts)[:-1])
+        return [group for group in splits if group.shape[0] > 1]
+
+
+def as_feature_matrix(X, name: str = "X") -> np.ndarray:
+    """Validate an ``(N, D)`` matrix of features and return it as a float numpy array:
+    float32 when every value is exactly a float32 (float32, 8- and 16-bit integer and
+    boolean input: half the memory, no rounding), else float64.
+
+    Raises:
+        TypeError: when ``X`` is not numeric.
+        ValueError: when ``X`` is not 2-D, is empty, or holds NaN or inf.
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().to("cpu").numpy()
+    array = np.asarray(X)
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise TypeError(f"{name} must be a numeric (N, D) array; got dtype {array.dtype}.")
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D (N, D) array of N samples with D features; got shape "
+            f"{array.shape}. Flatten each sample first, e.g. X.reshape(len(X), -1)."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); it needs samples and features.")
+    exact_in_float32 = array.dtype in (np.float32, np.float16, np.bool_) or (
+        np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize <= 2
+    )
+    array = array.astype(np.float32 if exact_in_float32 else np.float64, copy=False)
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ValueError(
+            f"{name} has NaN or inf values in {bad.size} of {array.shape[0]} rows "
+            f"(first rows: {bad[:10].tolist()}). Remove or repair those samples."
+        )
+    return array
+
+
+def find_duplicates(X: np.ndarray) -> DuplicateGroups:
+    """Group the bit-for-bit identical rows of an ``(N, D)`` float64 matrix.
+
+    Rows are compared as bytes, never through distances: cancellation in a matrix product
+    can turn a near-duplicate into distance 0 and an exact duplicate into a small positive
+    value. ``-0.0`` and ``0.0`` count as equal.
+
+    >>> groups = find_duplicates(np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0]]))
+    >>> groups.n_duplicates, groups.inverse.tolist(), groups.representatives.tolist()
+    (1, [1, 0, 1], [1, 0])
+    """
+    X = np.asarray(X)
+    rows = np.ascontiguousarray(X.astype(np.float32 if X.dtype == np.float32 else np.float64) + 0.0)
+    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
+    return DuplicateGroups(
+        inverse=inverse.reshape(-1).astype(np.int64), representatives=first.astype(np.int64)
+    )
+
+
+def nearest_neighbors(
+    X,
+    k: int,
+    *,
+    device: str | torch.device | None = None,
+    mask: BlockMask | None = None,
+    observe: BlockObserver | None = None,
+    block_bytes: int = 256 * 2**20,
+    groups: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> Neighbors:
+    """Exact k nearest neighbours of every row of ``X`` among the rows of ``X``.
+
+    Args:
+        X: ``(N, D)`` array or tensor of finite features.
+        k: neighbours per row, ``1 <= k < N``.
+        device (None): torch device; ``None`` uses CUDA when present, else the CPU.
+        mask (None): excludes pairs; the default excludes each row itself. A custom mask
+            replaces the default, so it must exclude the row itself too.
+        observe (None): sees every masked block of approximate squared distances (float32,
+            not exact), e.g. to accumulate per-class minima.
+        block_bytes (256 MiB): memory for one block of approximate distances.
+        groups (None): ``(G + 1,)`` ascending row bounds; rows ``groups[g]:groups[g+1]``
+            form group g, and pairs within a group are excluded without being computed
+            (e.g. same-label pairs of rows sorted by label: half the work for two classes).
+        progress (None): called as ``progress(rows_done, N)`` after each block.
+
+    Returns:
+        :class:`Neighbors` with exact float64 distances.
+
+    >>> nn = nearest_neighbors(np.array([[0.0], [1.0], [3.0]]), 1, device="cpu")
+    >>> nn.indices.ravel().tolist(), nn.distances.ravel().tolist()
+    ([1, 0, 1], [1.0, 1.0, 2.0])
+    """
+    device = resolve_device(device)
+    X = torch.as_tensor(as_feature_matrix(X), device=device)
+    n_rows, n_features = X.shape
+    if not 1 <= k < n_rows:
+        raise ValueError(f"k={k} neighbours need 1 <= k < N; X has N={n_rows} rows.")
+    search = _BlockedSearch(X, k)
+    mask = mask or _exclude_self
+    rows_per_block = max(1, min(n_rows, block_bytes // (4 * n_rows)))
+    distances = np.empty((n_rows, k), dtype=np.float64)
+    indices = np.empty((n_rows, k), dtype=np.int64)
+    bounds = np.asarray(groups if groups is not None else [0, n_rows], dtype=np.int64)
+    with torch.no_grad(), exact_float32_matmul():
+        for start, stop, skipped in _blocks(bounds, rows_per_block, groups is not None):
+            block_d, block_i = search.block(start, stop, mask, observe, skipped)
+            distances[start:stop] = block_d.cpu().numpy()
+            indices[start:stop] = block_i.cpu().numpy()
+            if progress is not None:
+                progress(stop, n_rows)
+    return Neighbors(distances=distances, indices=indices, error_bound=search.error_bound.cpu().numpy())
+
+
+def approximation_error_bound(X: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` float64 bound on ``|approximate − exact|`` squared distance from each row to
+    any other row, for the float32 matrix-product distances of :func:`nearest_neighbors`."""
+    centered = _centered(X)
+    return _error_bound((centered * centered).sum(dim=1), X.shape[1])
+
+
+def _centered(X: torch.Tensor) -> torch.Tensor:
+    """Float64 ``X − mean``: centring shrinks the norms, and with them the error bound."""
+    X = X.double()
+    return X - X.mean(dim=0, keepdim=True)
+
+
+def _error_bound(squared_norms: torch.Tensor, n_features: int) -> torch.Tensor:
+    # gamma_D for the float32 dot product, a few roundings for the norms, the sums and the
+    # float32 copy of the data, all times (‖a‖² + ‖b‖²); doubled for safety (docs/science.md §4)
+    return 2.0 * (n_features + 10) * FLOAT32_UNIT_ROUNDOFF * (squared_norms + squared_norms.max())
+
+
+def _blocks(bounds, rows_per_block, skip_own_group):
+    """``(start, stop, skipped_columns)`` row blocks that never straddle a group bound."""
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        for start in range(lo, hi, rows_per_block):
+            yield start, min(hi, start + rows_per_block), (lo, hi) if skip_own_group else None
+
+
+def _exclude_self(block: torch.Tensor, start: int, stop: int, skipped=None) -> None:
+    if skipped is not None:
+        return  # a row's own group, itself included, is never computed
+    rows = torch.arange(stop - start, device=block.device)
+    block[rows, rows + start] = float("inf")
+
+
+def compact_columns(columns, skipped):
+    """Column indices of the full ``N`` columns → positions in a block that leaves out the
+    ``skipped = (lo, hi)`` range (``None``: unchanged). Columns in the range are invalid."""
+    if skipped is None:
+        return columns
+    lo, hi = skipped
+    return columns - (hi - lo) * (columns >= hi)
+
+
+def _expand_columns(columns, skipped):
+    if skipped is None:
+        return columns
+    lo, hi = skipped
+    return columns + (hi - lo) * (columns >= lo)
+
+
+class _BlockedSearch:
+    """State shared by the blocks of one search: the data, and a centred float32 copy."""
+
+    def __init__(self, X: torch.Tensor, k: int):
+        self.k = k
+        # exact distances come from the uncentred rows (float32 kept where exact): the
+        # difference of two close numbers is exact, while centring would round each one
+        self.data = X
+        centered = _centered(X)
+        squared_norms = (centered * centered).sum(dim=1)
+        self.centered32 = centered.float()
+        del centered
+        self.squared_norms32 = squared_norms.float()
+        self.error_bound = _error_bound(squared_norms, X.shape[1])
+
+    def block(self, start, stop, mask, observe, skipped=None):
+        approx = self._approximate(start, stop, skipped)
+        mask(approx, start, stop, skipped)
+        if observe is not None:
+            observe(approx, start, stop, skipped)
+        n_rows = approx.shape[1]
+        n_kept = min(self.k + _EXTRA_CANDIDATES, n_rows)
+        values, compact = torch.topk(approx, n_kept, dim=1, largest=False, sorted=True)
+        if n_kept < self.k:  # fewer columns than neighbours asked for: pad as "none"
+            values = torch.nn.functional.pad(values, (0, self.k - n_kept), value=float("inf"))
+            compact = torch.nn.functional.pad(compact, (0, self.k - n_kept), value=0)
+        columns = _expand_columns(compact, skipped)
+        threshold = values[:, self.k - 1].double() + 2.0 * self.error_bound[start:stop]
+        candidate = torch.isfinite(values) & (values.double() <= threshold.unsqueeze(1))
+        # re-measure only the candidates: the float64 gather is the costly part
+        exact = torch.full(columns.shape, float("inf"), dtype=torch.float64, device=approx.device)
+        local_rows, slots = torch.nonzero(candidate, as_tuple=True)
+        exact[local_rows, slots] = self._exact_pairs(local_rows + start, columns[local_rows, slots])
+        best_d, best_i = _k_smallest(exact, columns, self.k)
+        # rows whose last kept value is still a candidate may have more candidates beyond it
+        overflow = candidate[:, -1] if values.shape[1] < n_rows else torch.zeros_like(candidate[:, -1])
+        for local_row in torch.nonzero(overflow).flatten().tolist():
+            row_threshold = threshold[local_row].item()
+            cols = _expand_columns(torch.nonzero(approx[local_row].double() <= row_threshold).flatten(), skipped)
+            row_exact = self._exact_pairs(torch.full_like(cols, start + local_row), cols)
+            d, i = _k_smallest(row_exact.unsqueeze(0), cols.unsqueeze(0), self.k)
+            best_d[local_row], best_i[local_row] = d[0], i[0]
+        best_i = torch.where(torch.isfinite(best_d), best_i, torch.full_like(best_i, -1))
+        return best_d.sqrt(), best_i
+
+    def _approximate(self, start, stop, skipped):
+        """``(stop − start, M)`` float32 squared distances to every column, or, with
+        ``skipped = (lo, hi)``, to the ``M = N − (hi − lo)`` columns outside that range."""
+        queries = self.centered32[start:stop]
+        n_rows = self.centered32.shape[0]
+        ranges = [(0, n_rows)] if skipped is None else [(0, skipped[0]), (skipped[1], n_rows)]
+        ranges = [(lo, hi) for lo, hi in ranges if lo < hi]
+        width = sum(hi - lo for lo, hi in ranges)
+        approx = torch.empty((stop - start, width), dtype=torch.float32, device=queries.device)
+        at = 0
+        for lo, hi in ranges:
+            # a single range writes the whole, contiguous block
+            target = approx if len(ranges) == 1 else approx[:, at : at + hi - lo]
+            torch.addmm(
+                self.squared_norms32[lo:hi].unsqueeze(0), queries, self.centered32[lo:hi].T,
+                beta=1.0, alpha=-2.0, out=target,
+            )
+            at += hi - lo
+        return approx.add_(self.squared_norms32[start:stop].unsqueeze(1))
+
+    def _exact_pairs(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """Float64 squared distances of ``(P,)`` row/column index pairs, from the coordinate
+        differences (exact for near-duplicates, unlike the matmul identity). Small reused
+        buffers: large temporaries cost more in page faults than in arithmetic."""
+        n_features = self.data.shape[1]
+        chunk = max(1, min(rows.shape[0], _RECHECK_BYTES // (8 * n_features)))
+        out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
+        left = torch.empty((chunk, n_features), dtype=self.data.dtype, device=rows.device)
+        right = torch.empty_like(left)
+        for lo in range(0, rows.shape[0], chunk):
+            n = min(chunk, rows.shape[0] - lo)
+            torch.index_select(self.data, 0, columns[lo : lo + n], out=left[:n])
+            torch.index_select(self.data, 0, rows[lo : lo + n], out=right[:n])
+            diff = left[:n].double() - right[:n].double() if left.dtype != torch.float64 else left[:n].sub_(right[:n])
+            out[lo : lo + n] = torch.linalg.vecdot(diff, diff)
+        return out
+
+
+def _k_smallest(values: torch.Tensor, columns: torch.Tensor, k: int):
+    """The k smallest ``values`` per row with their ``columns``, ties to the smaller column."""
+    by_column = torch.argsort(columns, dim=1)
+    values, columns = values.gather(1, by_column), columns.gather(1, by_column)
+    if values.shape[1] < k:
+        pad = k - values.shape[1]
+        values = torch.nn.functional.pad(values, (0, pad), value=float("inf"))
+        columns = torch.nn.functional.pad(columns, (0, pad), value=-1)
+    order = torch.argsort(values, dim=1, stable=True)[:, :k]
+    return values.gather(1, order), columns.gather(1, order)

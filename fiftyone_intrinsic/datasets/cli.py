@@ -1,0 +1,195 @@
+"""``fiftyone-intrinsic audit``: import a labelled image set into FiftyOne, measure its
+intrinsic dimension and label sharpness, store the runs, and print a readable report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..core.settings import DimensionSettings, Preprocessing, SharpnessSettings, setting_spec
+
+__all__ = ["main", "build_parser", "run_audit", "format_report"]
+
+#: The run keys and saved view an audit writes.
+DIMENSION_KEY, TWONN_KEY, SHARPNESS_KEY = "intrinsic_dimension", "intrinsic_dimension_twonn", "label_sharpness"
+
+
+def _add_setting(parser, flag: str, model, name: str, help_text: str | None = None, **overrides):
+    """An option whose type, default, choices and help come from a settings field."""
+    spec = setting_spec(model, name)
+    options = dict(default=spec.default, help=(help_text or spec.description) + f" (default: {spec.default})")
+    if spec.choices is not None:
+        options["choices"] = spec.choices
+    if spec.type in (int, float, str):
+        options["type"] = spec.type
+    options.update(overrides)
+    parser.add_argument(flag, **options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fiftyone-intrinsic",
+        description="Audit image datasets in FiftyOne by their intrinsic properties "
+        "(Konz & Mazurowski, ICLR 2024).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    audit = commands.add_parser(
+        "audit",
+        help="measure d_data and K_F of a dataset and store them as FiftyOne runs",
+        description="Measure the intrinsic dimension d_data and the exact label sharpness "
+        "K_F of a labelled image dataset, store both as FiftyOne runs, and print a report.",
+    )
+    audit.add_argument(
+        "source", nargs="?", default=None,
+        help="FiftyOne dataset name, MedMNIST .npz, IDX folder, or image folder tree (one "
+        "subfolder per class). Default: scikit-learn's digits, which ship with scikit-learn.",
+    )
+    audit.add_argument("--name", help="dataset name for imported files (default: from the file name)")
+    audit.add_argument("--label-field", default="ground_truth", help="Classification field (default: ground_truth)")
+    audit.add_argument("--embeddings-field", help="use this field's vectors instead of pixels")
+    _add_setting(audit, "--size", Preprocessing, "size", metavar="SIZE")
+    _add_setting(audit, "--channels", Preprocessing, "channels")
+    _add_setting(audit, "--range", Preprocessing, "value_range", dest="value_range")
+    audit.add_argument("--normalize-max", action="store_true",
+                       help=setting_spec(Preprocessing, "normalize_max").description)
+    audit.add_argument("--paper", action="store_true",
+                       help="the paper's preprocessing: 224 x 224, [0, 255], per-image max")
+    _add_setting(audit, "--estimator", DimensionSettings, "estimator",
+                 "intrinsic-dimension estimator (TwoNN is run beside any other)")
+    _add_setting(audit, "--k", DimensionSettings, "k")
+    _add_setting(audit, "--duplicate-tolerance", DimensionSettings, "duplicate_tolerance")
+    _add_setting(audit, "--top", SharpnessSettings, "top")
+    audit.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    audit.add_argument("--images-dir", help="where PNGs of array sources are written")
+    audit.add_argument("--app", action="store_true",
+                       help="then launch the FiftyOne App with the Intrinsic properties panel beside the grid")
+    audit.add_argument("--port", type=int, default=5151, help="App port with --app (default: 5151)")
+    return parser
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        print(run_audit(args))
+    except (ValueError, TypeError) as error:
+        print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
+        return 2
+    if args.app:
+        launch_app(args.dataset_name, args.port)
+    return 0
+
+
+def launch_app(dataset_name: str, port: int) -> None:
+    """Open the App on the audited dataset with the panel beside the grid; blocks until
+    the App is closed (Ctrl-C)."""
+    import fiftyone as fo
+
+    spaces = fo.Space(
+        children=[fo.Panel(type="Samples", pinned=True), fo.Panel(type="intrinsic_properties")],
+        orientation="horizontal",
+    )
+    session = fo.launch_app(fo.load_dataset(dataset_name), spaces=spaces, port=port, address="127.0.0.1")
+    print(f"The App is at http://127.0.0.1:{port}; press Ctrl-C to stop.")
+    session.wait(-1)
+
+
+def run_audit(args: argparse.Namespace) -> str:
+    """Import (when needed), measure, store; returns the report text."""
+    from .dimension import compute_intrinsic_dimension
+    from .importers import import_source
+    from .settings import FeatureSettings
+    from .sharpness import compute_label_sharpness
+
+    dataset = import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True)
+    if args.paper:
+        preprocessing = Preprocessing.paper().model_copy(update={"channels": args.channels})
+    else:
+        preprocessing = Preprocessing(
+            size=args.size, channels=args.channels, value_range=args.value_range,
+            normalize_max=args.normalize_max,
+        )
+    features = FeatureSettings(embeddings_field=args.embeddings_field, preprocessing=preprocessing)
+    device = None if args.device == "auto" else args.device
+    common = dict(features=features, device=device, overwrite=True)
+    dimension = compute_intrinsic_dimension(
+        dataset, estimator=args.estimator, k=args.k,
+        duplicate_tolerance=args.duplicate_tolerance, **common,
+    )
+    twonn = None
+    if args.estimator != "twonn":
+        twonn = compute_intrinsic_dimension(
+            dataset, run_key=TWONN_KEY, estimator="twonn",
+            duplicate_tolerance=args.duplicate_tolerance, **common,
+        )
+    sharpness = compute_label_sharpness(dataset, args.label_field, run_key=SHARPNESS_KEY, top=args.top, **common)
+    args.dataset_name = dataset.name
+    return format_report(dataset, dimension, twonn, sharpness)
+
+
+def format_report(dataset, dimension, twonn, sharpness) -> str:
+    """A plain-text report of one audit."""
+    from .describe import describe_features
+    from .runs import get_intrinsic_run_info, load_intrinsic_results
+    from .schema import SHARPNESS
+
+    config = get_intrinsic_run_info(dataset, SHARPNESS_KEY).config
+    features, label_field = config.features, config.label_field
+    stored = load_intrinsic_results(dataset, SHARPNESS_KEY)
+    dim_info = load_intrinsic_results(dataset, DIMENSION_KEY)
+    lines = [
+        f"Dataset {dataset.name!r}: {dimension.n_samples} samples, "
+        f"{len(sharpness.classes)} classes {sharpness.classes[:10]}",
+        f"Features: {describe_features(features)}",
+        "",
+        "Intrinsic dimension d_data",
+        f"  {dimension.estimator} (k={dimension.k}): {dimension.dimension:.2f}"
+        f"  [{100 * dimension.confidence:.0f}% bootstrap CI {dimension.ci_low:.2f} - {dimension.ci_high:.2f}]",
+    ]
+    if twonn is not None:
+        lines.append(
+            f"  twonn (discard {twonn.discard_fraction:.0%}): {twonn.dimension:.2f}"
+            f"  [CI {twonn.ci_low:.2f} - {twonn.ci_high:.2f}]"
+        )
+    lines.append(
+        f"  exact duplicates removed first: {dimension.n_duplicates}"
+        + (f"; near-duplicates merged (within {dimension.duplicate_tolerance:g}): "
+           f"{dimension.n_near_duplicates}" if dimension.duplicate_tolerance else "")
+    )
+    if twonn is not None and twonn.dimension < 0.5 * dimension.dimension:
+        lines.append(
+            "  note: TwoNN is far below MLE, the mark of near-duplicate images (tiny first-"
+            "neighbour distances); rerun with --duplicate-tolerance to merge them."
+        )
+    for group in dim_info.duplicate_groups[:5]:
+        lines.append(f"    identical: {', '.join(dataset[i].filepath for i in group[:4])}")
+    lines += [
+        "",
+        "Label sharpness K_F (1 / smallest distance between differently-labelled samples)",
+        f"  K_F = {sharpness.k_f:.6g}   (min distance {sharpness.min_distance:.6g})",
+        f"  conflicting duplicates (identical inputs, different labels): "
+        f"{len(sharpness.conflicting_duplicates)}",
+    ]
+    for id_i, id_j in stored.conflicting_duplicates[:5]:
+        a, b = dataset[id_i], dataset[id_j]
+        lines.append(
+            f"    {a.filepath} [{a[label_field].label}] == {b.filepath} [{b[label_field].label}]"
+        )
+    lines.append("  sharpest pairs:")
+    for rank, pair in enumerate(stored.pairs, start=1):
+        lines.append(
+            f"   {rank:>2}. d={pair['distance']:.4g}  {pair['filepath_i']} [{pair['label_i']}]"
+            f"  <->  {pair['filepath_j']} [{pair['label_j']}]"
+        )
+    keys = [DIMENSION_KEY, *([TWONN_KEY] if twonn else []), SHARPNESS_KEY]
+    lines += [
+        "",
+        f"Stored runs: {', '.join(keys)}; saved view '{SHARPNESS.names(SHARPNESS_KEY).view('pairs')}'.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
