@@ -91,8 +91,10 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
-def add_run_key(ctx, inputs, default):
-    """Run key and overwrite flag; validates identifier and ownership."""
+def add_run_key(ctx, inputs, method):
+    """Run key (default: the method's name) and overwrite flag; validates the identifier,
+    ownership and that an existing run of that key is of the same method."""
+    default = method
     key = ctx.params.get("run_key", default)
     prop = inputs.str(
         "run_key", label="Run key", default=default, required=True,
@@ -103,7 +105,7 @@ def add_run_key(ctx, inputs, default):
         description="Replace an existing run with this key, and what it wrote",
     )
     try:
-        runs.validate_run_key(ctx.dataset, key, bool(ctx.params.get("overwrite", False)))
+        runs.validate_run_key(ctx.dataset, key, bool(ctx.params.get("overwrite", False)), method)
     except ValueError as error:
         invalidate(prop, str(error))
     return prop, overwrite

@@ -151,8 +151,8 @@ def test_the_array_layer_works_where_fiftyone_cannot_be_imported(tmp_path):
         d = core.intrinsic_dimension(X, device="cpu").dimension
         kf = core.label_sharpness(np.array([[0.0], [2.0], [5.0]]), ["a", "b", "b"], device="cpu").k_f
         nn = core.nearest_neighbors(np.array([[0.0], [1.0], [3.0]]), 1, device="cpu")
-        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
-        report = core.evaluate_robustness(torch.rand(6, 1, 2, 2), model, [0, 1] * 3,
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+        report = core.evaluate_robustness(torch.rand(6, 1, 8, 8), model, [0, 1] * 3,
                                           settings=core.RobustnessSettings(attacks=("fgsm",), minimal=False, device="cpu"))
         loaded = [m for m in sys.modules if m == "fiftyone" or m.startswith("fiftyone.")]
         print(round(d), kf, nn.indices[:, 0].tolist(), 0 <= report.attacks.clean_accuracy <= 1, loaded)

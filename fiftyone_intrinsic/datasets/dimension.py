@@ -61,7 +61,7 @@ def compute_intrinsic_dimension(
         confidence=confidence, seed=seed, duplicate_tolerance=duplicate_tolerance, device=device,
     )
     feature_settings = as_feature_settings(features)
-    validate_run_key(samples, run_key, overwrite)
+    validate_run_key(samples, run_key, overwrite, DIMENSION.method)
     names = DIMENSION.names(run_key)
     check_free_fields(samples, run_key, names)
     report = StageReporter(progress)

@@ -86,7 +86,7 @@ def compute_representation_dimension(
     """
     model_input = as_model_input(model_input)
     settings = DimensionSettings(estimator=estimator, k=k, device=device)
-    validate_run_key(samples, run_key, overwrite)
+    validate_run_key(samples, run_key, overwrite, REPRESENTATION.method)
     names = REPRESENTATION.names(run_key)
     check_free_fields(samples, run_key, names)
     stored_data = _stored_data_dimension(samples, data_run_key) if data_run_key else None

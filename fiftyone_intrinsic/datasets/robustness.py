@@ -102,7 +102,7 @@ def evaluate_collection(
     model_input: ModelInput, sharpness_run_key, run_key, overwrite, progress,
 ) -> RobustnessReport:
     """See :func:`fiftyone_intrinsic.evaluate_robustness`."""
-    validate_run_key(samples, run_key, overwrite)
+    validate_run_key(samples, run_key, overwrite, ROBUSTNESS.method)
     labels = classification_labels(samples, label_field)
     targets, names = encode_targets(labels, [str(c) for c in class_names] if class_names else sorted(set(labels)))
     written = ROBUSTNESS.names(run_key, attacks=settings.attacks)

@@ -164,8 +164,9 @@ CONFIG_CLASSES: dict[str, type[IntrinsicRunConfig]] = {
 }
 
 
-def validate_run_key(samples, run_key: str, overwrite: bool) -> None:
-    """Refuse a run key that is not an identifier, or exists without ``overwrite``."""
+def validate_run_key(samples, run_key: str, overwrite: bool, method: str | None = None) -> None:
+    """Refuse a run key that is not an identifier, exists without ``overwrite``, belongs
+    to another tool, or (with ``method``) holds a run of another method."""
     if not isinstance(run_key, str) or not run_key.isidentifier():
         raise ValueError(
             f"Run key {run_key!r} is not a valid identifier; use letters, digits and "
@@ -182,6 +183,11 @@ def validate_run_key(samples, run_key: str, overwrite: bool) -> None:
             raise ValueError(
                 f"Run key {run_key!r} belongs to a run that fiftyone_intrinsic did not "
                 "write; choose another key."
+            )
+        if method is not None and existing.method != method:
+            raise ValueError(
+                f"Run key {run_key!r} holds a {existing.method} run; a {method} run cannot "
+                "replace it. Choose another key or delete that run first."
             )
 
 

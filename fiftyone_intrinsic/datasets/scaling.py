@@ -140,7 +140,7 @@ def fit_scaling_law(
         raise TypeError(f"Give either settings or options, not both; got options {sorted(options)}.")
     curve_settings = settings.curve
     preprocessing = Preprocessing(size=settings.size, channels=settings.channels, value_range="unit")
-    validate_run_key(samples, run_key, overwrite)
+    validate_run_key(samples, run_key, overwrite, SCALING.method)
     sources = check_sources(
         samples, settings.dimension_run_key, settings.sharpness_run_key, settings.representation_run_key,
         settings.size, settings.channels,

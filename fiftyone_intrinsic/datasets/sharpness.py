@@ -54,7 +54,7 @@ def compute_label_sharpness(
     """
     settings = SharpnessSettings(top=top, device=device)
     feature_settings = as_feature_settings(features)
-    validate_run_key(samples, run_key, overwrite)
+    validate_run_key(samples, run_key, overwrite, SHARPNESS.method)
     labels = classification_labels(samples, label_field)
     names = SHARPNESS.names(run_key)
     check_free_fields(samples, run_key, names)

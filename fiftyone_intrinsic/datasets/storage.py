@@ -78,6 +78,10 @@ def store_run(samples, run_key: str, config, results_cls, values: dict, write: C
         write: writes the fields, tags and saved views.
     """
     dataset = samples._dataset
+    if run_key in dataset.list_runs() and type(dataset.get_run_info(run_key).config) is not type(config):
+        # a run stored by 0.1.0 (one config class for every method): FiftyOne overwrites
+        # only runs of the same class, so remove it (and what it wrote) as overwrite asks
+        dataset.delete_run(run_key)
     dataset.register_run(run_key, config, overwrite=True, cleanup=True)
     try:
         write()
