@@ -86,6 +86,19 @@ def breast(request, tmp_path_factory):
     fo.delete_dataset(name)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for the module: the tiny convolutions of the learning-curve
+    tests lose more to a thread pool than they gain, and on busy cores it oversubscribes
+    them (about 7x slower, measured on two loaded cores)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def snapshot(dataset):
     """Everything a failed run must leave as it was: fields, tags, runs, saved views."""
     dataset.reload()

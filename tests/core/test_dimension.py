@@ -1,8 +1,8 @@
-"""Known-answer tests of the intrinsic-dimension estimators (fiftyone_intrinsic.dimension).
+"""Known-answer tests of the intrinsic-dimension estimators (fiftyone_intrinsic.core.dimension).
 
 Three kinds, kept apart (style.md): reference parity with scikit-dimension on identical
 input, ground truth on manifolds of known dimension, and tiny hand-derived cases. Duplicates
-are part of the input because image datasets have them (science.md §3-4).
+are part of the input because image datasets have them (docs/science.md §3-4).
 """
 
 import functools

@@ -1,7 +1,7 @@
-"""Known-answer tests of the exact label sharpness K_F (fiftyone_intrinsic.sharpness).
+"""Known-answer tests of the exact label sharpness K_F (fiftyone_intrinsic.core.sharpness).
 
 The oracle is a brute-force float64 computation over all N(N-1)/2 pairs from coordinate
-differences (science.md §2, §4). Inputs include near-duplicates of large norm, which the
+differences (docs/science.md §2, §4). Inputs include near-duplicates of large norm, which the
 float32 matrix product ranks wrongly, and exact duplicates with the same and with
 conflicting labels.
 """

@@ -1,8 +1,8 @@
-"""Known-answer tests of the exact neighbour engine (fiftyone_intrinsic.neighbors).
+"""Known-answer tests of the exact neighbour engine (fiftyone_intrinsic.core.neighbors).
 
 The oracle is a brute-force float64 search that subtracts coordinates directly, never the
 ``‖a‖² + ‖b‖² − 2a·b`` identity, so it is exact to float64 rounding even for near-duplicates
-of large norm (science.md §4).
+of large norm (docs/science.md §4).
 """
 
 import numpy as np
