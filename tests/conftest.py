@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+#: Data and the script that wrote it (run by hand from a 0.1.0 checkout), not tests.
+collect_ignore = ["fixtures"]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")

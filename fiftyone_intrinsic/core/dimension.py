@@ -15,7 +15,7 @@ import numpy as np
 
 from .estimators import get_estimator
 from .neighbors import Progress, as_feature_matrix, find_duplicates, nearest_neighbors
-from .settings import DimensionSettings
+from .settings import DEFAULT_K, DimensionSettings
 
 __all__ = ["DimensionResult", "intrinsic_dimension", "estimate_dimension", "estimate_from_distances"]
 
@@ -65,7 +65,7 @@ def intrinsic_dimension(
     X,
     *,
     estimator: str = "mle",
-    k: int = 20,
+    k: int = DEFAULT_K,
     device=None,
     discard_fraction: float = 0.1,
     n_bootstrap: int = 200,
