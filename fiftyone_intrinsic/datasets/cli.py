@@ -18,7 +18,8 @@ DIMENSION_KEY, TWONN_KEY, SHARPNESS_KEY = "intrinsic_dimension", "intrinsic_dime
 def _add_setting(parser, flag: str, model, name: str, help_text: str | None = None, **overrides):
     """An option whose type, default, choices and help come from a settings field."""
     spec = setting_spec(model, name)
-    options = dict(default=spec.default, help=(help_text or spec.description) + f" (default: {spec.default})")
+    shown = "" if spec.default is None else f" (default: {spec.default})"
+    options = dict(default=spec.default, help=(help_text or spec.description) + shown)
     if spec.choices is not None:
         options["choices"] = spec.choices
     if spec.type in (int, float, str):
