@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from .registry import Registry
+
 __all__ = ["Attack", "FGSM", "PGD", "PGDL2", "ATTACKS", "register_attack", "unregister_attack", "get_attack"]
 
 
@@ -93,32 +95,12 @@ class PGDL2(Attack):
 
 
 #: Registered attacks by name, in the order forms offer them.
-ATTACKS: dict[str, Attack] = {}
+ATTACKS: Registry[Attack] = Registry("attack")
 
 
-def register_attack(attack: Attack) -> Attack:
-    """Add an attack to :data:`ATTACKS` (its ``name`` must be new)."""
-    if attack.name in ATTACKS:
-        raise ValueError(f"An attack named {attack.name!r} is already registered.")
-    ATTACKS[attack.name] = attack
-    return attack
-
-
-def unregister_attack(name: str) -> None:
-    """Remove an attack from :data:`ATTACKS`."""
-    ATTACKS.pop(name)
-
-
-def get_attack(name: str) -> Attack:
-    """The registered attack ``name``.
-
-    >>> get_attack("pgd_l2").norm
-    'l2'
-    """
-    try:
-        return ATTACKS[name]
-    except KeyError:
-        raise ValueError(f"Unknown attack {name!r}; use one of {list(ATTACKS)}.") from None
+#: Add an attack (its ``name`` must be new), remove one, look one up by name
+#: (an unknown name raises a ``ValueError`` listing the registered ones).
+register_attack, unregister_attack, get_attack = ATTACKS.register, ATTACKS.unregister, ATTACKS.lookup
 
 
 register_attack(FGSM())

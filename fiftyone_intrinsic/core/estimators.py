@@ -15,6 +15,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from .registry import Registry
+
 __all__ = [
     "Estimator",
     "LevinaBickelMLE",
@@ -154,32 +156,12 @@ class TwoNN(Estimator):
 
 
 #: Registered estimators by name, in the order forms offer them.
-ESTIMATORS: dict[str, Estimator] = {}
+ESTIMATORS: Registry[Estimator] = Registry("estimator")
 
 
-def register_estimator(estimator: Estimator) -> Estimator:
-    """Add an estimator to :data:`ESTIMATORS` (its ``name`` must be new)."""
-    if estimator.name in ESTIMATORS:
-        raise ValueError(f"An estimator named {estimator.name!r} is already registered.")
-    ESTIMATORS[estimator.name] = estimator
-    return estimator
-
-
-def unregister_estimator(name: str) -> None:
-    """Remove an estimator from :data:`ESTIMATORS`."""
-    ESTIMATORS.pop(name)
-
-
-def get_estimator(name: str) -> Estimator:
-    """The registered estimator ``name``.
-
-    >>> get_estimator("twonn").neighbors_needed(20)
-    2
-    """
-    try:
-        return ESTIMATORS[name]
-    except KeyError:
-        raise ValueError(f"Unknown estimator {name!r}; use one of {list(ESTIMATORS)}.") from None
+#: Add an estimator (its ``name`` must be new), remove one, look one up by name
+#: (an unknown name raises a ``ValueError`` listing the registered ones).
+register_estimator, unregister_estimator, get_estimator = ESTIMATORS.register, ESTIMATORS.unregister, ESTIMATORS.lookup
 
 
 register_estimator(PaperMLE())
