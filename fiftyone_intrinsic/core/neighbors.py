@@ -7,10 +7,15 @@ kept, and the kept candidates are re-measured in float64 from the coordinate dif
 So the returned neighbours and distances are exact (to float64 rounding), including for the
 near-duplicate pairs that decide label sharpness and TwoNN (docs/science.md §4). Memory is bounded
 by one ``(rows, N)`` float32 block; no ``N × N`` matrix is ever formed.
+
+The features are first multiplied by a power of two (:func:`feature_scale`), which is exact,
+so that their largest magnitude lies in [0.5, 1): float32 squares can then neither
+overflow (features of 1e20) nor underflow (1e-300); distances are scaled back at the end.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -26,6 +31,7 @@ __all__ = [
     "find_duplicates",
     "nearest_neighbors",
     "approximation_error_bound",
+    "feature_scale",
     "compact_columns",
 ]
 
@@ -36,6 +42,10 @@ FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 _EXTRA_CANDIDATES = 8
 #: Bytes of float64 differences materialised at once when re-measuring candidates.
 _RECHECK_BYTES = 2 * 2**20
+#: Largest feature magnitude accepted, and the inverse of the smallest nonzero one:
+#: distances and their squares must stay finite, and sums of squares must not lose the
+#: exponent range of float64.
+MAX_MAGNITUDE = 2.0**1000
 
 #: ``mask(block, start, stop, skipped)`` sets to +inf, in place, the entries of the
 #: ``(stop - start, M)`` block of squared distances that must not be returned; with
@@ -57,12 +67,16 @@ class Neighbors:
             index); ``-1`` where ``distances`` is ``inf``.
         error_bound: ``(N,)`` float64 bound on the error of the float32 squared distances
             of each row (see :func:`approximation_error_bound`), for callers that refine
-            further approximate values.
+            further approximate values; in the units of the blocks that ``mask`` and
+            ``observe`` see, which are squared distances of ``scale · X``.
+        scale: the power of two the search multiplied the features by
+            (:func:`feature_scale`); ``distances`` are in the features' own units.
     """
 
     distances: np.ndarray
     indices: np.ndarray
     error_bound: Optional[np.ndarray] = None
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,32 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     )
 
 
+def feature_scale(X) -> float:
+    """The power of two ``s`` with ``max |s·X|`` in [0.5, 1) (1 when X is all zeros).
+
+    Multiplying by a power of two is exact, so distances of ``s·X`` are exactly ``s``
+    times those of X, and their float32 squares neither overflow nor underflow.
+
+    Raises:
+        ValueError: when the largest magnitude is above 2^1000 (about 1e301) or below
+            2^-1000 (about 1e-301), where float64 distances would overflow or lose bits.
+
+    >>> feature_scale(np.array([[3.0, -0.25]]))  # max 3 = 0.75 · 2^2
+    0.25
+    """
+    peak = float(np.max(np.abs(X))) if np.size(X) else 0.0
+    if peak == 0.0:
+        return 1.0
+    if not 1.0 / MAX_MAGNITUDE <= peak <= MAX_MAGNITUDE:
+        raise ValueError(
+            f"The features' largest magnitude is {peak:.3g}, outside [1e-301, 1e301], where "
+            "float64 distances overflow or underflow. Rescale the features (e.g. divide by "
+            "their maximum) and scale the result back."
+        )
+    _, exponent = math.frexp(peak)
+    return math.ldexp(1.0, -exponent)
+
+
 def nearest_neighbors(
     X,
     k: int,
@@ -179,48 +219,59 @@ def nearest_neighbors(
             not exact), e.g. to accumulate per-class minima.
         block_bytes (256 MiB): memory for one block of approximate distances.
         groups (None): ``(G + 1,)`` ascending row bounds; rows ``groups[g]:groups[g+1]``
-            form group g, and pairs within a group are excluded without being computed
-            (e.g. same-label pairs of rows sorted by label: half the work for two classes).
+            form group g, and pairs within a group are excluded (e.g. same-label pairs of
+            rows sorted by label). A block of rows from one group leaves the group's
+            columns out (half the work for two classes); small groups share a block, whose
+            same-group pairs are computed and masked, so that a thousand classes cost about
+            what two do. Each row itself is excluded too, before ``mask``.
         progress (None): called as ``progress(rows_done, N)`` after each block.
 
     Returns:
-        :class:`Neighbors` with exact float64 distances.
+        :class:`Neighbors` with exact float64 distances. ``mask`` and ``observe`` see
+        squared distances of the features times :attr:`Neighbors.scale`.
 
     >>> nn = nearest_neighbors(np.array([[0.0], [1.0], [3.0]]), 1, device="cpu")
     >>> nn.indices.ravel().tolist(), nn.distances.ravel().tolist()
     ([1, 0, 1], [1.0, 1.0, 2.0])
     """
     device = resolve_device(device)
-    X = torch.as_tensor(as_feature_matrix(X), device=device)
+    features = as_feature_matrix(X)
+    scale = feature_scale(features)
+    X = torch.as_tensor(features, device=device)
     n_rows, n_features = X.shape
     if not 1 <= k < n_rows:
         raise ValueError(f"k={k} neighbours need 1 <= k < N; X has N={n_rows} rows.")
-    search = _BlockedSearch(X, k)
-    mask = mask or _exclude_self
+    search = _BlockedSearch(X, k, scale)
     rows_per_block = max(1, min(n_rows, block_bytes // (4 * n_rows)))
     distances = np.empty((n_rows, k), dtype=np.float64)
     indices = np.empty((n_rows, k), dtype=np.int64)
     bounds = np.asarray(groups if groups is not None else [0, n_rows], dtype=np.int64)
     with torch.no_grad(), exact_float32_matmul():
         for start, stop, skipped in _blocks(bounds, rows_per_block, groups is not None):
-            block_d, block_i = search.block(start, stop, mask, observe, skipped)
+            shared = groups is not None and skipped is None  # several groups in one block
+            exclude = _own_groups_excluder(bounds, mask) if shared else mask or _exclude_self
+            block_d, block_i = search.block(start, stop, exclude, observe, skipped)
             distances[start:stop] = block_d.cpu().numpy()
             indices[start:stop] = block_i.cpu().numpy()
             if progress is not None:
                 progress(stop, n_rows)
-    return Neighbors(distances=distances, indices=indices, error_bound=search.error_bound.cpu().numpy())
+    return Neighbors(
+        distances=distances, indices=indices, error_bound=search.error_bound.cpu().numpy(), scale=search.scale,
+    )
 
 
 def approximation_error_bound(X: torch.Tensor) -> torch.Tensor:
     """``(N,)`` float64 bound on ``|approximate − exact|`` squared distance from each row to
-    any other row, for the float32 matrix-product distances of :func:`nearest_neighbors`."""
-    centered = _centered(X)
+    any other row, for the float32 matrix-product distances of :func:`nearest_neighbors`
+    (which are distances of the scaled features ``feature_scale(X) · X``)."""
+    centered = _centered(X, feature_scale(X.cpu().numpy()))
     return _error_bound((centered * centered).sum(dim=1), X.shape[1])
 
 
-def _centered(X: torch.Tensor) -> torch.Tensor:
-    """Float64 ``X − mean``: centring shrinks the norms, and with them the error bound."""
-    X = X.double()
+def _centered(X: torch.Tensor, scale: float) -> torch.Tensor:
+    """Float64 ``scale·X − mean``: centring shrinks the norms, and with them the error
+    bound; the scale (a power of two, applied first) keeps the squares in range."""
+    X = X.double() * scale
     return X - X.mean(dim=0, keepdim=True)
 
 
@@ -231,10 +282,55 @@ def _error_bound(squared_norms: torch.Tensor, n_features: int) -> torch.Tensor:
 
 
 def _blocks(bounds, rows_per_block, skip_own_group):
-    """``(start, stop, skipped_columns)`` row blocks that never straddle a group bound."""
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        for start in range(lo, hi, rows_per_block):
-            yield start, min(hi, start + rows_per_block), (lo, hi) if skip_own_group else None
+    """``(start, stop, skipped_columns)`` row blocks of at most ``rows_per_block`` rows.
+
+    Without groups (``skip_own_group`` False, one group): consecutive slices. With groups,
+    a group of ``rows_per_block`` rows or more gets blocks of its own that skip its
+    columns; smaller groups are packed together into blocks of whole groups, and a block
+    that holds a single group skips that group's columns too (``skipped`` is then
+    ``(lo, hi)``, else ``None``).
+    """
+    pairs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+    if not skip_own_group:
+        for lo, hi in pairs:
+            for start in range(lo, hi, rows_per_block):
+                yield start, min(hi, start + rows_per_block), None
+        return
+    packed = []  # whole small groups waiting to share a block
+
+    def flush():
+        if packed:
+            lo, hi = packed[0][0], packed[-1][1]
+            yield lo, hi, (lo, hi) if len(packed) == 1 else None
+            packed.clear()
+
+    for lo, hi in pairs:
+        if hi == lo:
+            continue
+        if hi - lo >= rows_per_block:
+            yield from flush()
+            for start in range(lo, hi, rows_per_block):
+                yield start, min(hi, start + rows_per_block), (lo, hi)
+            continue
+        if packed and hi - packed[0][0] > rows_per_block:
+            yield from flush()
+        packed.append((lo, hi))
+    yield from flush()
+
+
+def _own_groups_excluder(bounds, mask):
+    """A mask for a block of several whole groups: same-group pairs (each row itself
+    included) set to +inf, then ``mask`` applied."""
+
+    def exclude(block, start, stop, skipped=None):
+        first = int(np.searchsorted(bounds, start, side="right")) - 1
+        last = int(np.searchsorted(bounds, stop, side="left"))
+        for lo, hi in zip(bounds[first:last].tolist(), bounds[first + 1 : last + 1].tolist()):
+            block[lo - start : hi - start, lo:hi] = float("inf")
+        if mask is not None:
+            mask(block, start, stop, skipped)
+
+    return exclude
 
 
 def _exclude_self(block: torch.Tensor, start: int, stop: int, skipped=None) -> None:
@@ -261,14 +357,16 @@ def _expand_columns(columns, skipped):
 
 
 class _BlockedSearch:
-    """State shared by the blocks of one search: the data, and a centred float32 copy."""
+    """State shared by the blocks of one search: the data, its scale, and a centred,
+    scaled float32 copy."""
 
-    def __init__(self, X: torch.Tensor, k: int):
+    def __init__(self, X: torch.Tensor, k: int, scale: float):
         self.k = k
+        self.scale = scale
         # exact distances come from the uncentred rows (float32 kept where exact): the
         # difference of two close numbers is exact, while centring would round each one
         self.data = X
-        centered = _centered(X)
+        centered = _centered(X, scale)
         squared_norms = (centered * centered).sum(dim=1)
         self.centered32 = centered.float()
         del centered
@@ -303,7 +401,7 @@ class _BlockedSearch:
             d, i = _k_smallest(row_exact.unsqueeze(0), cols.unsqueeze(0), self.k)
             best_d[local_row], best_i[local_row] = d[0], i[0]
         best_i = torch.where(torch.isfinite(best_d), best_i, torch.full_like(best_i, -1))
-        return best_d.sqrt(), best_i
+        return best_d.sqrt() / self.scale, best_i
 
     def _approximate(self, start, stop, skipped):
         """``(stop − start, M)`` float32 squared distances to every column, or, with
@@ -326,9 +424,10 @@ class _BlockedSearch:
         return approx.add_(self.squared_norms32[start:stop].unsqueeze(1))
 
     def _exact_pairs(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        """Float64 squared distances of ``(P,)`` row/column index pairs, from the coordinate
-        differences (exact for near-duplicates, unlike the matmul identity). Small reused
-        buffers: large temporaries cost more in page faults than in arithmetic."""
+        """Float64 squared distances of ``(P,)`` row/column index pairs of the scaled
+        features, from the coordinate differences (exact for near-duplicates, unlike the
+        matmul identity). Small reused buffers: large temporaries cost more in page faults
+        than in arithmetic."""
         n_features = self.data.shape[1]
         chunk = max(1, min(rows.shape[0], _RECHECK_BYTES // (8 * n_features)))
         out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
@@ -339,6 +438,8 @@ class _BlockedSearch:
             torch.index_select(self.data, 0, columns[lo : lo + n], out=left[:n])
             torch.index_select(self.data, 0, rows[lo : lo + n], out=right[:n])
             diff = left[:n].double() - right[:n].double() if left.dtype != torch.float64 else left[:n].sub_(right[:n])
+            if self.scale != 1.0:
+                diff.mul_(self.scale)  # a power of two: exact, and the squares stay in range
             out[lo : lo + n] = torch.linalg.vecdot(diff, diff)
         return out
 

@@ -30,6 +30,8 @@ __all__ = ["SharpPair", "SharpnessResult", "label_sharpness", "encode_labels", "
 _INF = float("inf")
 #: Rows per exact float64 distance block when refining the class-pair minima.
 _CDIST_ROWS = 256
+#: Rows per chunk when selecting the rows to refine (temporaries of rows × classes).
+_MAYBE_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -159,18 +161,14 @@ def measure_sharpness(X, codes, classes, settings: SharpnessSettings, progress: 
     class_minima = torch.full((n_rows, n_classes), _INF, device=device)
 
     def mask(block, start, stop, skipped):
-        # same-label pairs are never computed (groups below); identical twins are masked
+        # same-label pairs are excluded by the engine (groups below); identical twins here
         in_block = twins[(twins[:, 0] >= start) & (twins[:, 0] < stop)]
         if in_block.size:
             columns = compact_columns(torch.as_tensor(in_block[:, 1]), skipped)
             block[torch.as_tensor(in_block[:, 0] - start), columns] = _INF
 
     def observe(block, start, stop, skipped):
-        for c in range(n_classes):
-            if skipped is not None and skipped[0] == bounds[c]:
-                continue  # the block's own class: not computed
-            lo, hi = compact_columns(torch.as_tensor(bounds[c : c + 2]), skipped).tolist()
-            class_minima[start:stop, c] = block[:, lo:hi].amin(dim=1)
+        class_minima[start:stop] = _class_minima_of_block(block, bounds, skipped)
 
     X_sorted = X[order]
     k = min(settings.top, n_rows - 1)
@@ -189,10 +187,15 @@ def measure_sharpness(X, codes, classes, settings: SharpnessSettings, progress: 
                 nearest_distance[a], nearest_index[a] = 0.0, b
     pairs = _sharpest_pairs(distances, indices, codes, classes, settings.top)
     min_distance = pairs[0].distance if pairs else _INF
+    if pairs and 1.0 / min_distance == _INF:
+        raise ValueError(
+            f"The closest pair of samples with different labels is {min_distance:.3g} apart, so "
+            "K_F = 1/distance overflows float64. Rescale the features (e.g. multiply them by "
+            "1e10) and scale K_F back by the same factor."
+        )
     nearest_class = np.where(found.indices[:, 0] >= 0, sorted_codes[np.maximum(found.indices[:, 0], 0)], -1)
     class_min = _exact_class_minima(
-        torch.as_tensor(X_sorted, device=device), bounds, class_minima, found.distances[:, 0], nearest_class,
-        found.error_bound,
+        torch.as_tensor(X_sorted, device=device), bounds, class_minima, found, nearest_class,
     )
     return SharpnessResult(
         k_f=1.0 / min_distance if pairs else float("nan"),
@@ -250,32 +253,79 @@ def _sharpest_pairs(distances, indices, codes, classes, top) -> list[SharpPair]:
     return pairs
 
 
-def _exact_class_minima(X_device, bounds, class_minima, nearest, nearest_class, error_bound) -> np.ndarray:
+def _class_minima_of_block(block: torch.Tensor, bounds: np.ndarray, skipped) -> torch.Tensor:
+    """``(R, C)`` smallest value of each row of a block over each class's columns (+inf for
+    a class with no column in the block). ``bounds``: the class bounds over all N columns;
+    with ``skipped = (lo, hi)`` the block leaves out those columns (:func:`compact_columns`)."""
+    compact = compact_columns(torch.as_tensor(bounds), skipped).numpy() if skipped else bounds
+    if skipped:  # the skipped class: empty, not negative, in compact columns
+        compact = np.maximum.accumulate(compact)
+    lengths = np.diff(compact)
+    present = np.flatnonzero(lengths > 0)
+    minima = torch.full((block.shape[0], lengths.shape[0]), _INF, dtype=block.dtype, device=block.device)
+    if present.size == 0:
+        return minima
+    if block.device.type == "cpu":  # numpy's reduceat is the fastest segmented minimum here
+        found = torch.from_numpy(np.minimum.reduceat(block.numpy(), compact[present], axis=1))
+    else:
+        segments = torch.as_tensor(lengths[present], device=block.device).expand(block.shape[0], -1)
+        found = torch.segment_reduce(block, "min", lengths=segments.contiguous(), axis=1)
+    minima[:, torch.as_tensor(present, device=block.device)] = found
+    return minima
+
+
+def _exact_class_minima(X_device, bounds, class_minima, found, nearest_class) -> np.ndarray:
     """``(C, C)`` exact smallest non-identical distance between classes.
 
-    A row whose exact nearest other-label sample (``nearest``, ``nearest_class``: sorted
-    order) lies in class b gives its exact distance to b. Another row can only come closer
-    to b if it is nearer to its own nearest other sample than that, and its float32 minimum
-    to b lies within the rounding bound: only those rows are re-measured (none for two
-    classes). ``error_bound``: the search's float32 error bound per row (sorted order)."""
+    Work in squared distances of the scaled features ``found.scale · X`` (the units of
+    ``class_minima``, each row's float32 minimum over each class, and of the rounding bound
+    ``e_r = found.error_bound``). A row's exact nearest other-label sample
+    (``found.distances[:, 0]``, ``nearest_class``; sorted order) gives its exact distance
+    to that class. ``upper[a, b]``, the smaller of those exact values and of
+    ``min_r (class_minima[r, b] + e_r)``, bounds the class-pair minimum from above; a row r
+    of class a can reach it only if ``class_minima[r, b] − e_r`` and its squared nearest
+    other-label distance are both at most ``upper[a, b]``. Only those rows are re-measured,
+    one class b at a time, in float64 (for two classes, usually none)."""
     n_classes = bounds.shape[0] - 1
-    minima = class_minima.double().cpu().numpy()
-    result = np.full((n_classes, n_classes), _INF)
-    for a in range(n_classes):
-        rows = np.arange(bounds[a], bounds[a + 1])
-        for b in range(n_classes):
-            if a == b:
-                continue
-            known = nearest_class[rows] == b
-            best = nearest[rows][known].min() if known.any() else _INF
-            maybe = (~known) & (nearest[rows] < best) & (minima[rows, b] <= best**2 + 2.0 * error_bound[rows])
-            others = X_device[bounds[b] : bounds[b + 1]].double()
-            for chunk in np.array_split(rows[maybe], max(1, int(maybe.sum()) // _CDIST_ROWS + 1)):
-                if chunk.size == 0:
-                    continue
-                # differences, not the matmul identity: exact for near-duplicates
-                exact = torch.cdist(X_device[torch.as_tensor(chunk)].double(), others, compute_mode="donot_use_mm_for_euclid_dist")
-                exact[exact == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
-                best = min(best, exact.min().item())
-            result[a, b] = best
-    return np.minimum(result, result.T)
+    scale = found.scale
+    nearest = found.distances[:, 0]
+    nearest_scaled = (nearest * scale) ** 2
+    error = found.error_bound
+    codes = np.repeat(np.arange(n_classes), np.diff(bounds))
+    best = np.full((n_classes, n_classes), _INF)  # exact, in feature units
+    known = nearest_class >= 0
+    np.minimum.at(best, (codes[known], nearest_class[known]), nearest[known])
+    upper = (best * scale) ** 2
+    chunks = [(lo, min(len(codes), lo + _MAYBE_ROWS)) for lo in range(0, len(codes), _MAYBE_ROWS)]
+    for lo, hi in chunks:  # row chunks: (rows, C) temporaries; rows sorted by class
+        reach = class_minima[lo:hi].double().cpu().numpy() + error[lo:hi, None]
+        starts = np.flatnonzero(np.r_[True, codes[lo + 1 : hi] != codes[lo : hi - 1]])
+        owners = codes[lo + starts]
+        upper[owners] = np.minimum(upper[owners], np.minimum.reduceat(reach, starts, axis=0))
+    rows, targets = [], []
+    for lo, hi in chunks:
+        low = class_minima[lo:hi].double().cpu().numpy() - error[lo:hi, None]
+        bound = upper[codes[lo:hi]]
+        maybe = (low <= bound) & (nearest_scaled[lo:hi, None] <= bound)
+        maybe[np.arange(hi - lo), codes[lo:hi]] = False  # a class with itself
+        maybe[np.flatnonzero(known[lo:hi]), nearest_class[lo:hi][known[lo:hi]]] = False  # exact already
+        chunk_rows, chunk_targets = np.nonzero(maybe)
+        rows.append(chunk_rows + lo)
+        targets.append(chunk_targets)
+    rows, targets = np.concatenate(rows), np.concatenate(targets)
+    order = np.argsort(targets, kind="stable")
+    rows, targets = rows[order], targets[order]
+    starts = np.flatnonzero(np.r_[True, np.diff(targets) != 0]) if rows.size else np.empty(0, dtype=np.int64)
+    for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
+        b, candidates = int(targets[first]), rows[first:last]
+        others = X_device[bounds[b] : bounds[b + 1]].double() * scale
+        for lo in range(0, candidates.size, _CDIST_ROWS):
+            chunk = candidates[lo : lo + _CDIST_ROWS]
+            # differences, not the matmul identity: exact for near-duplicates; a power of
+            # two scale keeps the squares of tiny and huge features in range
+            exact = torch.cdist(
+                X_device[torch.as_tensor(chunk)].double() * scale, others, compute_mode="donot_use_mm_for_euclid_dist"
+            )
+            exact[exact == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
+            np.minimum.at(best[:, b], codes[chunk], exact.amin(dim=1).cpu().numpy() / scale)
+    return np.minimum(best, best.T)

@@ -334,6 +334,16 @@ def test_breastmnist_twonn_collapses_on_near_duplicates_until_merged(breastmnist
 # --------------------------------------------------------------------------- errors
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("scale", [1e-300, 1e250])
+def test_extreme_magnitudes_do_not_change_the_estimate(estimator, scale):
+    """A scale-free estimate of features of 1e-300 or 1e250 (float64 squares under- or
+    overflow) equals that of the unscaled features."""
+    X = manifold("cube", 3, 2000)
+    base = estimate(X, estimator).dimension
+    assert estimate(X * scale, estimator).dimension == pytest.approx(base, rel=1e-9)
+
+
 def test_discard_fraction_zero_is_refused():
     """The last TwoNN target -log(1 - N/N) is infinite, so discard_fraction=0 would give
     an infinite estimate; it is refused with the field named."""

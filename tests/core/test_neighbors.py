@@ -12,6 +12,7 @@ import torch
 from fiftyone_intrinsic.core.devices import resolve_device
 from fiftyone_intrinsic.core.neighbors import (
     approximation_error_bound,
+    feature_scale,
     as_feature_matrix,
     find_duplicates,
     nearest_neighbors,
@@ -183,9 +184,12 @@ def test_custom_mask_replaces_the_default_and_pads_with_inf(rng):
 
 def test_observed_blocks_cover_every_row_within_the_error_bound():
     """The float32 distances the engine observes differ from the exact squared distances
-    by no more than approximation_error_bound, also for near-duplicates of large norm."""
+    (of the features times feature_scale) by no more than approximation_error_bound, also
+    for near-duplicates of large norm."""
     X = near_duplicates_of_large_norm(np.random.default_rng(1), n_bases=30)
-    exact_squared = brute_distances(X) ** 2
+    scale = feature_scale(X)
+    assert scale != 1.0  # the units matter in this test
+    exact_squared = brute_distances(X * scale) ** 2
     bound = approximation_error_bound(torch.as_tensor(X)).numpy()
     seen = np.zeros(len(X), dtype=int)
 
@@ -203,6 +207,33 @@ def test_observed_blocks_cover_every_row_within_the_error_bound():
     )
     assert (seen == 1).all()
     assert calls[-1] == (len(X), len(X)) and [done for done, _ in calls] == sorted({d for d, _ in calls})
+
+
+def test_small_groups_share_blocks_and_exclude_their_own_pairs():
+    """Groups of 1 to 9 rows packed into shared blocks, and one group larger than a block:
+    every row's neighbours are the nearest rows of other groups."""
+    rng = np.random.default_rng(21)
+    sizes = np.r_[rng.integers(1, 10, size=40), 130]
+    bounds = np.r_[0, np.cumsum(sizes)]
+    X = rng.normal(size=(bounds[-1], 5))
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    distances = brute_distances(X)
+    distances[group[:, None] == group[None, :]] = np.inf
+    order = np.argsort(distances, axis=1, kind="stable")[:, :3]
+    nn = nearest_neighbors(X, 3, groups=bounds, block_bytes=4 * len(X) * 32, device="cpu")  # 32 rows a block
+    np.testing.assert_allclose(nn.distances, np.take_along_axis(distances, order, axis=1), rtol=1e-12)
+    np.testing.assert_array_equal(nn.indices, order)
+
+
+@pytest.mark.parametrize("scale, dtype", [(1e20, np.float32), (1e-300, np.float64)])
+def test_extreme_magnitudes_are_searched_exactly(scale, dtype):
+    X = (np.random.default_rng(22).normal(size=(200, 6)) * scale).astype(dtype)
+    power = 2.0 ** -np.frexp(np.abs(X.astype(np.float64)).max())[1]
+    expected_d, expected_i = brute_neighbors(X.astype(np.float64) * power, 4)
+    nn = nearest_neighbors(X, 4, device="cpu")
+    np.testing.assert_array_equal(nn.indices, expected_i)
+    np.testing.assert_allclose(nn.distances * power, expected_d, rtol=1e-12)
+    assert nn.scale == power
 
 
 @pytest.mark.parametrize("k", [0, -1, 10, 11])

@@ -243,6 +243,53 @@ def test_random_data_matches_brute_force(n_rows, n_features, n_classes, top):
     assert_matches_brute_force(sharpness(X, labels, top=top), X, labels, top)
 
 
+def test_hundreds_of_small_classes_match_brute_force():
+    """Small classes share blocks (their own pairs computed, then masked) and the
+    class-pair minima of 150 classes are refined in one pass; singletons, a same-label
+    duplicate and a conflicting duplicate included."""
+    rng = np.random.default_rng(11)
+    X = near_duplicates_of_large_norm(rng, n_bases=60, n_features=8)
+    labels = rng.integers(0, 150, size=len(X))
+    X[5], labels[5] = X[6], labels[6]
+    X[7], labels[7] = X[8], (labels[8] + 1) % 150
+    result = sharpness(X, labels)
+    assert len(result.classes) > 100 and (np.bincount(labels) == 1).any()
+    assert_matches_brute_force(result, X, labels, top=10)
+
+
+@pytest.mark.parametrize(
+    "scale, dtype", [(1e20, np.float32), (1e-20, np.float32), (1e-300, np.float64), (1e250, np.float64)]
+)
+def test_extreme_magnitudes_give_the_scaled_exact_answer(scale, dtype):
+    """Features of 1e20 (float32 squares would overflow) or 1e-300 (float64 squares
+    underflow): the same pairs, and distances exact for the values given."""
+    rng = np.random.default_rng(12)
+    base = rng.normal(size=(100, 8))
+    X = np.concatenate([base, base[:20] + 1e-6 * rng.normal(size=(20, 8))])  # near-duplicates
+    labels = rng.integers(0, 3, size=len(X))
+    given = (X * scale).astype(dtype)
+    # the reference: brute force on the same values times an exact power of two
+    power = 2.0 ** -np.frexp(np.abs(given.astype(np.float64)).max())[1]
+    expected = brute_sharpness(given.astype(np.float64) * power, labels)
+    result = sharpness(given, labels)
+    assert np.isfinite(result.k_f) and np.isfinite(result.nearest_distance).all()
+    assert result.min_distance * power == pytest.approx(expected.pairs[0][2], rel=RTOL)
+    assert result.conflicting_duplicates == expected.conflicts
+    assert [(p.i, p.j) for p in result.pairs[:5]] == [pair[:2] for pair in expected.pairs[:5]]
+    np.testing.assert_allclose(result.nearest_distance * power, expected.nearest_distance, rtol=RTOL, atol=0)
+    np.testing.assert_allclose(result.class_min_distance * power, expected.class_min_distance, rtol=RTOL, atol=0)
+
+
+def test_magnitudes_beyond_float64_range_are_refused():
+    X = np.array([[0.0, 1e305], [1.0, 0.0], [2.0, 5.0]])
+    with pytest.raises(ValueError, match=r"largest magnitude is 1e\+305, outside \[1e-301, 1e301\].*Rescale"):
+        sharpness(X, [0, 1, 0])
+    # a closest pair so close that 1/distance overflows: refused, never reported as inf
+    tiny = np.array([[1e-300], [1e-300 + 1e-310], [3e-300]])
+    with pytest.raises(ValueError, match=r"K_F = 1/distance overflows float64.*Rescale"):
+        sharpness(tiny, [0, 1, 0])
+
+
 def test_string_labels_match_integer_labels():
     rng = np.random.default_rng(5)
     X, y = rng.normal(size=(150, 4)), rng.integers(0, 3, size=150)
