@@ -151,23 +151,60 @@ def as_feature_matrix(X, name: str = "X") -> np.ndarray:
 
 
 def find_duplicates(X: np.ndarray) -> DuplicateGroups:
-    """Group the bit-for-bit identical rows of an ``(N, D)`` float64 matrix.
+    """Group the bit-for-bit identical rows of an ``(N, D)`` float matrix.
 
     Rows are compared as bytes, never through distances: cancellation in a matrix product
     can turn a near-duplicate into distance 0 and an exact duplicate into a small positive
-    value. ``-0.0`` and ``0.0`` count as equal.
+    value. ``-0.0`` and ``0.0`` count as equal. Rows are hashed in chunks (two 64-bit
+    linear hashes of their words), and rows of equal hashes are compared byte for byte, so
+    memory stays at one chunk beyond ``O(N)``. Distinct rows are numbered in the order of
+    their hashes, a function of their content: the numbering does not depend on the row
+    order.
 
-    >>> groups = find_duplicates(np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0]]))
-    >>> groups.n_duplicates, groups.inverse.tolist(), groups.representatives.tolist()
-    (1, [1, 0, 1], [1, 0])
+    >>> groups = find_duplicates(np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0]]))
+    >>> groups.n_duplicates, sorted(groups.representatives.tolist())
+    (2, [0, 1])
+    >>> bool(groups.inverse[0] == groups.inverse[2] != groups.inverse[1] == groups.inverse[3])
+    True
     """
     X = np.asarray(X)
-    rows = np.ascontiguousarray(X.astype(np.float32 if X.dtype == np.float32 else np.float64) + 0.0)
-    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
-    return DuplicateGroups(
-        inverse=inverse.reshape(-1).astype(np.int64), representatives=first.astype(np.int64)
-    )
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    n_rows = X.shape[0]
+    hashes = np.empty((2, n_rows), dtype=np.uint64)
+    multipliers = _hash_multipliers(X.shape[1] * np.dtype(dtype).itemsize // 4)
+    chunk = max(1, _RECHECK_BYTES // (8 * max(1, X.shape[1])))
+    for lo in range(0, n_rows, chunk):
+        words = _canonical_rows(X[lo : lo + chunk], dtype).view(np.uint32).astype(np.uint64)
+        for h in range(2):  # wraps modulo 2^64: a linear hash over the row's 32-bit words
+            hashes[h, lo : lo + words.shape[0]] = (words * multipliers[h]).sum(axis=1, dtype=np.uint64)
+    order = np.lexsort((np.arange(n_rows), hashes[1], hashes[0]))
+    same = (hashes[0, order[1:]] == hashes[0, order[:-1]]) & (hashes[1, order[1:]] == hashes[1, order[:-1]])
+    starts = np.flatnonzero(np.r_[True, ~same])
+    inverse = np.empty(n_rows, dtype=np.int64)
+    representatives = []
+    for first, last in zip(starts.tolist(), np.r_[starts[1:], n_rows].tolist()):
+        members = order[first:last]  # ascending row indices of one hash value
+        if members.size == 1:
+            inverse[members[0]] = len(representatives)
+            representatives.append(members[0])
+            continue
+        rows = _canonical_rows(X[members], dtype)
+        as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+        _, first_of, which = np.unique(as_bytes, return_index=True, return_inverse=True)
+        inverse[members] = len(representatives) + which.reshape(-1)
+        representatives.extend(members[first_of].tolist())
+    return DuplicateGroups(inverse=inverse, representatives=np.asarray(representatives, dtype=np.int64))
+
+
+def _canonical_rows(rows: np.ndarray, dtype) -> np.ndarray:
+    """Contiguous rows in ``dtype`` with ``-0.0`` turned into ``0.0`` (adding 0.0 does)."""
+    return np.ascontiguousarray(rows.astype(dtype) + dtype(0.0))
+
+
+def _hash_multipliers(n_words: int) -> np.ndarray:
+    """``(2, n_words)`` fixed odd 64-bit multipliers of the two row hashes."""
+    rng = np.random.default_rng(0x5EED)
+    return rng.integers(0, 2**63, size=(2, n_words), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 def feature_scale(X) -> float:
@@ -264,15 +301,30 @@ def approximation_error_bound(X: torch.Tensor) -> torch.Tensor:
     """``(N,)`` float64 bound on ``|approximate − exact|`` squared distance from each row to
     any other row, for the float32 matrix-product distances of :func:`nearest_neighbors`
     (which are distances of the scaled features ``feature_scale(X) · X``)."""
-    centered = _centered(X, feature_scale(X.cpu().numpy()))
-    return _error_bound((centered * centered).sum(dim=1), X.shape[1])
+    _, squared_norms = _centered_float32(X, feature_scale(X.cpu().numpy()))
+    return _error_bound(squared_norms, X.shape[1])
 
 
-def _centered(X: torch.Tensor, scale: float) -> torch.Tensor:
-    """Float64 ``scale·X − mean``: centring shrinks the norms, and with them the error
-    bound; the scale (a power of two, applied first) keeps the squares in range."""
-    X = X.double() * scale
-    return X - X.mean(dim=0, keepdim=True)
+def _centered_float32(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale·X − mean)`` in float32, and its rows' float64 squared norms.
+
+    Centring shrinks the norms, and with them the error bound; the scale (a power of two,
+    applied first) keeps the squares in range. Built in row chunks, so that no float64
+    copy of the whole data is ever made: memory is the float32 result plus one chunk.
+    """
+    n_rows, n_features = X.shape
+    chunk = max(1, _RECHECK_BYTES * 4 // (8 * n_features))
+    total = torch.zeros(n_features, dtype=torch.float64, device=X.device)
+    for lo in range(0, n_rows, chunk):
+        total += (X[lo : lo + chunk].double() * scale).sum(dim=0)
+    mean = total / n_rows
+    centered = torch.empty((n_rows, n_features), dtype=torch.float32, device=X.device)
+    squared_norms = torch.empty(n_rows, dtype=torch.float64, device=X.device)
+    for lo in range(0, n_rows, chunk):
+        rows = X[lo : lo + chunk].double() * scale - mean
+        squared_norms[lo : lo + chunk] = torch.linalg.vecdot(rows, rows)
+        centered[lo : lo + chunk] = rows
+    return centered, squared_norms
 
 
 def _error_bound(squared_norms: torch.Tensor, n_features: int) -> torch.Tensor:
@@ -366,10 +418,7 @@ class _BlockedSearch:
         # exact distances come from the uncentred rows (float32 kept where exact): the
         # difference of two close numbers is exact, while centring would round each one
         self.data = X
-        centered = _centered(X, scale)
-        squared_norms = (centered * centered).sum(dim=1)
-        self.centered32 = centered.float()
-        del centered
+        self.centered32, squared_norms = _centered_float32(X, scale)
         self.squared_norms32 = squared_norms.float()
         self.error_bound = _error_bound(squared_norms, X.shape[1])
 

@@ -245,6 +245,19 @@ def test_k_out_of_range_raises(rng, k):
 # --------------------------------------------------------------------------- find_duplicates
 
 
+def test_find_duplicates_compares_bytes_when_hashes_collide(monkeypatch):
+    """Equal hashes only propose a group: the bytes decide (here every row hashes to 0)."""
+    import fiftyone_intrinsic.core.neighbors as engine
+
+    monkeypatch.setattr(engine, "_hash_multipliers", lambda n_words: np.zeros((2, n_words), dtype=np.uint64))
+    X = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0], [3.0, 3.0]])
+    groups = engine.find_duplicates(X)
+    assert (groups.n_distinct, groups.n_duplicates) == (3, 2)
+    assert groups.inverse[0] == groups.inverse[2] and groups.inverse[1] == groups.inverse[3]
+    assert len({int(groups.inverse[0]), int(groups.inverse[1]), int(groups.inverse[4])}) == 3
+    assert sorted(groups.representatives.tolist()) == [0, 1, 4]
+
+
 def test_find_duplicates_hand_made():
     X = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [1.0, 2.0], [5.0, 5.0], [0.0, 1.0]])
     groups = find_duplicates(X)
