@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Exact K_F with many classes, its memory on a memmap, and extreme feature magnitudes.
+
+Prints three tables (issue 10's "top and classes", "memory" and "extreme values" items):
+
+1. ``label_sharpness`` time for 2 … 1000 classes at one (N, D), beside a float32 blocked
+   brute force over the cross-class pairs (numpy matmul identity, not exact: the floor any
+   exact method is measured against), with the BLAS threadpoolctl reports.
+2. growth of the process's anonymous memory (``RssAnon``, sampled every 10 ms) while
+   ``label_sharpness`` runs on a float32 ``.npy`` memmap, and the answer beside a float64
+   check of the pair it returns.
+3. K_F of features scaled by 1e20 (float32) and 1e-300 (float64) against the unscaled
+   answer.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/classes_memory_table.py                  # N=20000, D=784
+    .venv/bin/python benchmarks/classes_memory_table.py --n 5000 --d 64 --memmap-n 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_info
+
+import fiftyone_intrinsic as fi
+
+
+def brute_force_k_f(X: np.ndarray, labels: np.ndarray, block: int = 2048) -> float:
+    """float32 ‖a‖² + ‖b‖² − 2a·b over the cross-class pairs, in row blocks."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    norms = np.einsum("ij,ij->i", X, X)
+    best = np.inf
+    for lo in range(0, len(X), block):
+        squared = norms[lo : lo + block, None] + norms[None, :] - 2.0 * (X[lo : lo + block] @ X.T)
+        squared[labels[lo : lo + block, None] == labels[None, :]] = np.inf
+        best = min(best, float(squared.min()))
+    return 1.0 / np.sqrt(max(best, 0.0))
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - start, value
+
+
+def anonymous_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def classes_table(n: int, d: int, class_counts) -> list[str]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    rows = [f"| classes | ours (s) | float32 brute force (s) | ours / brute | K_F ours | K_F brute |",
+            "|---|---|---|---|---|---|"]
+    for count in class_counts:
+        labels = rng.integers(0, count, size=n)
+        ours_s, ours = timed(fi.label_sharpness, X, labels, device="cpu")
+        brute_s, brute = timed(brute_force_k_f, X, labels)
+        rows.append(f"| {count} | {ours_s:.2f} | {brute_s:.2f} | {ours_s / brute_s:.2f} | {ours.k_f:.6g} | {brute:.6g} |")
+    return rows
+
+
+def memory_table(n: int, d: int) -> list[str]:
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, "features.npy")
+    data = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
+    rng = np.random.default_rng(1)
+    for lo in range(0, n, 4096):
+        data[lo : lo + 4096] = rng.random((min(4096, n - lo), d), dtype=np.float32)
+    data.flush()
+    del data
+    X = np.load(path, mmap_mode="r")
+    labels = np.random.default_rng(2).integers(0, 2, size=n)
+    fi.label_sharpness(np.asarray(X[:64]), labels[:64], device="cpu")  # imports and warm-up
+    base, peak, done = anonymous_mib(), [0.0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], anonymous_mib())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    seconds, result = timed(fi.label_sharpness, X, labels, device="cpu")
+    done.set()
+    watcher.join()
+    pair = result.pairs[0]
+    check = float(np.linalg.norm(np.asarray(X[pair.i], np.float64) - np.asarray(X[pair.j], np.float64)))
+    os.remove(path)
+    return [
+        "| N × D | data (MiB) | time (s) | anonymous memory growth (MiB) | closest pair | its distance, float64 check |",
+        "|---|---|---|---|---|---|",
+        f"| {n} × {d} | {n * d * 4 / 2**20:.0f} | {seconds:.1f} | {peak[0] - base:.0f} | ({pair.i}, {pair.j}) "
+        f"| {pair.distance:.9g} vs {check:.9g} |",
+    ]
+
+
+def extremes_table() -> list[str]:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, 64))
+    labels = rng.integers(0, 2, size=2000)
+    base = fi.label_sharpness(X, labels, device="cpu").k_f
+    rows = ["| features | K_F | K_F × scale / K_F(unscaled) − 1 |", "|---|---|---|"]
+    for scale, dtype in ((1e20, np.float32), (1e-300, np.float64)):
+        value = fi.label_sharpness((X * scale).astype(dtype), labels, device="cpu").k_f
+        rows.append(f"| X × {scale:g} ({np.dtype(dtype).name}) | {value:.6g} | {value * scale / base - 1:.2e} |")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--d", type=int, default=784)
+    parser.add_argument("--classes", type=int, nargs="+", default=[2, 10, 100, 1000])
+    parser.add_argument("--memmap-n", type=int, default=30000)
+    parser.add_argument("--memmap-d", type=int, default=2048)
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; numpy {np.__version__}")
+    for pool in threadpool_info():
+        print(f"  {pool.get('internal_api')} {pool.get('version')}: {pool.get('num_threads')} threads, "
+              f"kernel {pool.get('architecture')} ({os.path.basename(pool.get('filepath', ''))})")
+    print(f"\n### Exact K_F by number of classes, N = {args.n}, D = {args.d}\n")
+    print("\n".join(classes_table(args.n, args.d, args.classes)))
+    print("\n### Anonymous memory on a float32 memmap\n")
+    print("\n".join(memory_table(args.memmap_n, args.memmap_d)))
+    print("\n### Extreme magnitudes\n")
+    print("\n".join(extremes_table()))
+
+
+if __name__ == "__main__":
+    main()
