@@ -40,8 +40,10 @@ FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 #: Extra approximate neighbours kept per row beyond k, so that near-ties rarely need the
 #: slower per-row fallback.
 _EXTRA_CANDIDATES = 8
-#: Bytes of float64 differences materialised at once when re-measuring candidates.
+#: Bytes of float64 differences materialised at once when re-measuring candidates, and
+#: the fewest pairs a chunk holds whatever the dimension.
 _RECHECK_BYTES = 2 * 2**20
+_RECHECK_MIN_ROWS = 32
 #: Largest feature magnitude accepted, and the inverse of the smallest nonzero one:
 #: distances and their squares must stay finite, and sums of squares must not lose the
 #: exponent range of float64.
@@ -284,7 +286,7 @@ def nearest_neighbors(
     indices = np.empty((n_rows, k), dtype=np.int64)
     bounds = np.asarray(groups if groups is not None else [0, n_rows], dtype=np.int64)
     with torch.no_grad(), exact_float32_matmul():
-        for start, stop, skipped in _blocks(bounds, rows_per_block, groups is not None):
+        for start, stop, skipped in _blocks(bounds, rows_per_block, groups is not None, max(1, n_rows // 16)):
             shared = groups is not None and skipped is None  # several groups in one block
             exclude = _own_groups_excluder(bounds, mask) if shared else mask or _exclude_self
             block_d, block_i = search.block(start, stop, exclude, observe, skipped)
@@ -333,14 +335,15 @@ def _error_bound(squared_norms: torch.Tensor, n_features: int) -> torch.Tensor:
     return 2.0 * (n_features + 10) * FLOAT32_UNIT_ROUNDOFF * (squared_norms + squared_norms.max())
 
 
-def _blocks(bounds, rows_per_block, skip_own_group):
+def _blocks(bounds, rows_per_block, skip_own_group, large_group=1):
     """``(start, stop, skipped_columns)`` row blocks of at most ``rows_per_block`` rows.
 
     Without groups (``skip_own_group`` False, one group): consecutive slices. With groups,
-    a group of ``rows_per_block`` rows or more gets blocks of its own that skip its
-    columns; smaller groups are packed together into blocks of whole groups, and a block
-    that holds a single group skips that group's columns too (``skipped`` is then
-    ``(lo, hi)``, else ``None``).
+    a group of ``rows_per_block`` or ``large_group`` rows or more gets blocks of its own
+    that skip its columns (for two classes, half the work); smaller groups are packed
+    together into blocks of whole groups, where skipping would cost more in small blocks
+    than it saves, and a block that holds a single group skips that group's columns too
+    (``skipped`` is then ``(lo, hi)``, else ``None``).
     """
     pairs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
     if not skip_own_group:
@@ -359,7 +362,7 @@ def _blocks(bounds, rows_per_block, skip_own_group):
     for lo, hi in pairs:
         if hi == lo:
             continue
-        if hi - lo >= rows_per_block:
+        if hi - lo >= min(rows_per_block, large_group):
             yield from flush()
             for start in range(lo, hi, rows_per_block):
                 yield start, min(hi, start + rows_per_block), (lo, hi)
@@ -421,6 +424,10 @@ class _BlockedSearch:
         self.centered32, squared_norms = _centered_float32(X, scale)
         self.squared_norms32 = squared_norms.float()
         self.error_bound = _error_bound(squared_norms, X.shape[1])
+        self._buffers = None
+        # within 2^±400 the squares of unscaled differences cannot overflow or underflow, so
+        # the scale (a power of two: exact) is applied once to the sum instead of per term
+        self.scale_differences = not 2.0**-400 <= scale <= 2.0**400
 
     def block(self, start, stop, mask, observe, skipped=None):
         approx = self._approximate(start, stop, skipped)
@@ -475,22 +482,27 @@ class _BlockedSearch:
     def _exact_pairs(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """Float64 squared distances of ``(P,)`` row/column index pairs of the scaled
         features, from the coordinate differences (exact for near-duplicates, unlike the
-        matmul identity). Small reused buffers: large temporaries cost more in page faults
-        than in arithmetic."""
+        matmul identity). Buffers of a few MiB, reused across calls: large temporaries
+        cost more in page faults than in arithmetic; but at least
+        ``_RECHECK_MIN_ROWS`` pairs a chunk, so that high D is not dispatch-bound."""
         n_features = self.data.shape[1]
-        chunk = max(1, min(rows.shape[0], _RECHECK_BYTES // (8 * n_features)))
+        chunk = max(_RECHECK_MIN_ROWS, min(rows.shape[0], _RECHECK_BYTES // (8 * n_features)))
         out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
-        left = torch.empty((chunk, n_features), dtype=self.data.dtype, device=rows.device)
-        right = torch.empty_like(left)
+        if self._buffers is None or self._buffers[0].shape[0] < chunk:
+            self._buffers = tuple(
+                torch.empty((chunk, n_features), dtype=dtype, device=rows.device)
+                for dtype in (self.data.dtype, self.data.dtype, torch.float64)
+            )
+        left, right, diff = self._buffers
         for lo in range(0, rows.shape[0], chunk):
             n = min(chunk, rows.shape[0] - lo)
             torch.index_select(self.data, 0, columns[lo : lo + n], out=left[:n])
             torch.index_select(self.data, 0, rows[lo : lo + n], out=right[:n])
-            diff = left[:n].double() - right[:n].double() if left.dtype != torch.float64 else left[:n].sub_(right[:n])
-            if self.scale != 1.0:
-                diff.mul_(self.scale)  # a power of two: exact, and the squares stay in range
-            out[lo : lo + n] = torch.linalg.vecdot(diff, diff)
-        return out
+            diff[:n].copy_(left[:n]).sub_(right[:n])  # the difference in float64
+            if self.scale_differences:
+                diff[:n].mul_(self.scale)  # a power of two: exact, and the squares stay in range
+            out[lo : lo + n] = torch.linalg.vecdot(diff[:n], diff[:n])
+        return out if self.scale_differences else out.mul_(self.scale * self.scale)
 
 
 def _k_smallest(values: torch.Tensor, columns: torch.Tensor, k: int):
