@@ -165,8 +165,9 @@ def test_panel_on_a_natural_dataset_with_every_section(app):
         page = browser.new_page(viewport={"width": 1600, "height": 2400})
         _open_panel(page, app["url"], app["natural"])
         page.get_by_text("Adversarial robustness (run").wait_for(timeout=60_000)
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(2000)
+        # the panel may render again while loading (its plots then vanish for a moment):
+        # wait until four plots stand at once rather than counting at one instant
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
         assert page.locator(".js-plotly-plot").count() >= 4
         assert page.get_by_text("Robust accuracy vs L∞ budget").count() >= 1
         page.screenshot(path=ARTIFACTS / "panel_mnist_3_vs_5.png", full_page=True)
