@@ -257,9 +257,8 @@ def _class_minima_of_block(block: torch.Tensor, bounds: np.ndarray, skipped) -> 
     """``(R, C)`` smallest value of each row of a block over each class's columns (+inf for
     a class with no column in the block). ``bounds``: the class bounds over all N columns;
     with ``skipped = (lo, hi)`` the block leaves out those columns (:func:`compact_columns`)."""
+    # in compact columns the skipped class's bounds coincide: an empty class
     compact = compact_columns(torch.as_tensor(bounds), skipped).numpy() if skipped else bounds
-    if skipped:  # the skipped class: empty, not negative, in compact columns
-        compact = np.maximum.accumulate(compact)
     lengths = np.diff(compact)
     present = np.flatnonzero(lengths > 0)
     minima = torch.full((block.shape[0], lengths.shape[0]), _INF, dtype=block.dtype, device=block.device)
