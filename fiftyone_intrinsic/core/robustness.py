@@ -17,7 +17,7 @@ import torch
 from .adversarial import AttackResult, PairCertificate, attack_model
 from .devices import resolve_device
 from .models import NormalizedModel, eval_mode
-from .settings import ModelInput, RobustnessSettings
+from .settings import ModelInput, RobustnessSettings, as_model_input
 
 __all__ = [
     "RobustnessReport",
@@ -25,7 +25,6 @@ __all__ = [
     "evaluate_robustness",
     "encode_targets",
     "check_model",
-    "as_model_input",
 ]
 
 
@@ -138,10 +137,3 @@ def check_model(model, probe: torch.Tensor, class_names, settings: RobustnessSet
         )
     if not torch.isfinite(output).all():
         raise ValueError("The model outputs NaN or inf on these images; check its weights and input normalization.")
-
-
-def as_model_input(model_input) -> ModelInput:
-    """A :class:`ModelInput` from itself, a dict of its fields, or ``None`` (the default)."""
-    if isinstance(model_input, dict):
-        return ModelInput(**model_input)
-    return model_input or ModelInput()

@@ -34,6 +34,7 @@ __all__ = [
     "FitSettings",
     "SettingSpec",
     "setting_spec",
+    "as_model_input",
 ]
 
 #: Neighbours per point of the MLE estimators: the paper's k = 20.
@@ -303,6 +304,13 @@ class FitSettings(Settings):
     )
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Coverage of every interval.")
     seed: int = Field(0, description="Seed of the resampling.")
+
+
+def as_model_input(model_input) -> ModelInput:
+    """A :class:`ModelInput` from itself, a dict of its fields, or ``None`` (the default)."""
+    if isinstance(model_input, dict):
+        return ModelInput(**model_input)
+    return model_input or ModelInput()
 
 
 @dataclass(frozen=True)

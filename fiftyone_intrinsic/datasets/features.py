@@ -52,6 +52,17 @@ class Features:
             description["image_shape"] = list(self.image_shape)
         return description
 
+    def images(self):
+        """The pixels as a ``(N, channels, height, width)`` float32 torch tensor, the layout
+        models and attacks take (pixel features only)."""
+        import torch
+
+        if self.image_shape is None:
+            raise ValueError(f"Features from {self.source} are not images.")
+        height, width, channels = self.image_shape
+        flat = torch.from_numpy(self.matrix).float()
+        return flat.view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
+
 
 def extract_features(
     samples, settings: FeatureSettings | None = None, progress: StepProgress | None = None

@@ -17,8 +17,7 @@ import torch
 from ..core.activations import OUTPUT_LAYER, find_layer, layer_activations
 from ..core.dimension import DimensionResult, estimate_dimension
 from ..core.models import NormalizedModel
-from ..core.robustness import as_model_input
-from ..core.settings import DEFAULT_K, DimensionSettings, ModelInput
+from ..core.settings import DEFAULT_K, DimensionSettings, ModelInput, as_model_input
 from .features import extract_features
 from .progress import StageReporter
 from .results import RepresentationResults
@@ -95,9 +94,8 @@ def compute_representation_dimension(
     pixels = extract_features(
         samples, FeatureSettings(preprocessing=model_input.preprocessing()), progress=report.fraction(0.0, 0.3),
     )
-    images = torch.from_numpy(pixels.matrix).float().view(-1, model_input.size, model_input.size, model_input.channels)
     wrapped = NormalizedModel(model, model_input)
-    batches = _batches(images.permute(0, 3, 1, 2), batch_size, report)
+    batches = _batches(pixels.images(), batch_size, report)
     activations = layer_activations(wrapped, batches, layer if layer in ("", OUTPUT_LAYER) else f"model.{layer}", device=device)
     if not np.isfinite(activations).all():
         raise ValueError(f"Layer {layer!r} produced NaN or inf activations; check the model and its input.")

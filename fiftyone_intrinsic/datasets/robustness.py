@@ -12,14 +12,8 @@ from ..core import robustness as array_robustness
 from ..core.adversarial import attack_model, pair_certificate
 from ..core.attacks import ATTACKS
 from ..core.models import NormalizedModel
-from ..core.robustness import (
-    RobustnessReport,
-    SharpnessComparison,
-    as_model_input,
-    check_model,
-    encode_targets,
-)
-from ..core.settings import ModelInput, RobustnessSettings
+from ..core.robustness import RobustnessReport, SharpnessComparison, check_model, encode_targets
+from ..core.settings import ModelInput, RobustnessSettings, as_model_input
 from .describe import describe_features
 from .features import extract_features
 from .labels import classification_labels
@@ -112,7 +106,7 @@ def evaluate_collection(
     report = StageReporter(progress)
     feature_settings = FeatureSettings(preprocessing=model_input.preprocessing())
     pixels = extract_features(samples, feature_settings, progress=report.fraction(0.0, 0.2))
-    images = _as_images(pixels.matrix, model_input)
+    images = pixels.images()
     wrapped = NormalizedModel(model, model_input)
     check_model(wrapped, images[: min(8, len(images))], names, settings)
     result = attack_model(wrapped, images, targets, settings, progress=report.fraction(0.2, 0.9))
@@ -169,11 +163,6 @@ def sharpness_scale(samples, sharpness_run_key, model_input: ModelInput) -> floa
     return 255.0 if features.get("value_range") == "byte" else 1.0
 
 
-def _as_images(matrix, model_input: ModelInput) -> torch.Tensor:
-    size, channels = model_input.size, model_input.channels
-    return torch.from_numpy(matrix).float().view(-1, size, size, channels).permute(0, 3, 1, 2).contiguous()
-
-
 def _fragile(result, settings) -> list:
     """Samples correct clean that the first L-inf attack fools at its smallest positive ε."""
     linf = [a for a in ("pgd", "fgsm") if a in result.curves]
@@ -192,7 +181,7 @@ def _compare(samples, run_key, scale, wrapped, names, result, sample_ids, model_
         pair = stored.pairs[0]
         dataset = samples._dataset
         both = dataset.select([pair["id_i"], pair["id_j"]], ordered=True)
-        x = _as_images(extract_features(both, FeatureSettings(preprocessing=model_input.preprocessing())).matrix, model_input)
+        x = extract_features(both, FeatureSettings(preprocessing=model_input.preprocessing())).images()
         position = {sample_id: i for i, sample_id in enumerate(sample_ids)}
         flips = [result.min_l2[position[i]] if result.min_l2 is not None and i in position else float("nan")
                  for i in (pair["id_i"], pair["id_j"])]

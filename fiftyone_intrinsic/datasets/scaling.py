@@ -278,7 +278,7 @@ def _as_images(features: Features) -> torch.Tensor:
             f"The images are {height}x{width}; the built-in model and the runner need square "
             "images. Set the image size (e.g. size=28) to resize them."
         )
-    return torch.from_numpy(features.matrix).float().view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
+    return features.images()
 
 
 def check_sources(samples, dimension_run_key=None, sharpness_run_key=None, representation_run_key=None,
