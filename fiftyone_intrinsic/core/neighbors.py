@@ -1,12 +1,13 @@
-"""Exact nearest-neighbour search in blocks, on any torch device.
+"""Exact nearest-neighbour search on any torch device, in memory or out of core.
 
-Candidates come from a float32 matrix product (``‖a‖² + ‖b‖² − 2a·b``), which is fast but
-cancels catastrophically for near-duplicates. Every candidate whose approximate squared
+Candidates come from float32 matrix products (``‖a‖² + ‖b‖² − 2a·b``), which are fast but
+cancel catastrophically for near-duplicates. Every candidate whose approximate squared
 distance lies within a rigorous rounding bound of the k-th smallest approximate value is
-kept, and the kept candidates are re-measured in float64 from the coordinate differences.
-So the returned neighbours and distances are exact (to float64 rounding), including for the
-near-duplicate pairs that decide label sharpness and TwoNN (docs/science.md §4). Memory is bounded
-by one ``(rows, N)`` float32 block; no ``N × N`` matrix is ever formed.
+re-measured in float64 from the coordinate differences. So the returned neighbours and
+distances are exact (to float64 rounding), including for the near-duplicate pairs that
+decide label sharpness and TwoNN (docs/science.md §4). The work runs in 2-D tiles
+(:mod:`.engine`): memory is bounded by a budget, no ``N × N`` matrix is ever formed, and
+``X`` may be a ``numpy.memmap`` that is read tile by tile.
 
 The features are first multiplied by a power of two (:func:`feature_scale`), which is exact,
 so that their largest magnitude lies in [0.5, 1): float32 squares can then neither
@@ -17,12 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
-from .devices import exact_float32_matmul, resolve_device
+from .devices import resolve_device
+from .engine import BlockMask, BlockObserver, Progress, search
+from .products import error_bound_factor
+from .source import CHUNK_BYTES, FeatureSource, working_dtype
 
 __all__ = [
     "Neighbors",
@@ -32,30 +36,12 @@ __all__ = [
     "nearest_neighbors",
     "approximation_error_bound",
     "feature_scale",
-    "compact_columns",
 ]
 
-#: Unit roundoff of IEEE float32 (round to nearest).
-FLOAT32_UNIT_ROUNDOFF = 2.0**-24
-#: Extra approximate neighbours kept per row beyond k, so that near-ties rarely need the
-#: slower per-row fallback.
-_EXTRA_CANDIDATES = 8
-#: Bytes of float64 differences materialised at once when re-measuring candidates, and
-#: the fewest pairs a chunk holds whatever the dimension.
-_RECHECK_BYTES = 2 * 2**20
-_RECHECK_MIN_ROWS = 32
 #: Largest feature magnitude accepted, and the inverse of the smallest nonzero one:
 #: distances and their squares must stay finite, and sums of squares must not lose the
 #: exponent range of float64.
 MAX_MAGNITUDE = 2.0**1000
-
-#: ``mask(block, start, stop, skipped)`` sets to +inf, in place, the entries of the
-#: ``(stop - start, M)`` block of squared distances that must not be returned; with
-#: ``skipped = (lo, hi)`` the block leaves out those columns (see :func:`compact_columns`).
-BlockMask = Callable[[torch.Tensor, int, int], None]
-#: ``observe(block, start, stop, skipped)`` sees each masked block before selection.
-BlockObserver = Callable[[torch.Tensor, int, int], None]
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -116,9 +102,12 @@ class DuplicateGroups:
 
 
 def as_feature_matrix(X, name: str = "X") -> np.ndarray:
-    """Validate an ``(N, D)`` matrix of features and return it as a float numpy array:
-    float32 when every value is exactly a float32 (float32, 8- and 16-bit integer and
-    boolean input: half the memory, no rounding), else float64.
+    """Validate an ``(N, D)`` matrix of features and return it as a numpy array that the
+    search reads exactly: float32 when every value is exactly a float32 (float32, 8- and
+    16-bit integer and boolean input: half the memory, no rounding), else float64.
+
+    A ``numpy.memmap`` of float32, float64, or of a dtype exact in float32, is returned as
+    it is (not copied: the search reads it tile by tile), and is checked in chunks.
 
     Raises:
         TypeError: when ``X`` is not numeric.
@@ -126,7 +115,7 @@ def as_feature_matrix(X, name: str = "X") -> np.ndarray:
     """
     if isinstance(X, torch.Tensor):
         X = X.detach().to("cpu").numpy()
-    array = np.asarray(X)
+    array = X if isinstance(X, np.memmap) else np.asarray(X)
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or array.dtype == bool
     ):
@@ -138,17 +127,20 @@ def as_feature_matrix(X, name: str = "X") -> np.ndarray:
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); it needs samples and features.")
-    exact_in_float32 = array.dtype in (np.float32, np.float16, np.bool_) or (
-        np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize <= 2
-    )
-    array = array.astype(np.float32 if exact_in_float32 else np.float64, copy=False)
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ValueError(
-            f"{name} has NaN or inf values in {bad.size} of {array.shape[0]} rows "
-            f"(first rows: {bad[:10].tolist()}). Remove or repair those samples."
-        )
+    dtype = working_dtype(array.dtype)
+    if not (isinstance(array, np.memmap) and (dtype == np.float32 or array.dtype == np.float64)):
+        array = array.astype(dtype, copy=False)
+    if np.issubdtype(array.dtype, np.floating):
+        step = max(1, CHUNK_BYTES // (8 * array.shape[1]))
+        bad = np.concatenate([
+            lo + np.flatnonzero(~np.isfinite(array[lo : lo + step]).all(axis=1))
+            for lo in range(0, array.shape[0], step)
+        ])
+        if bad.size:
+            raise ValueError(
+                f"{name} has NaN or inf values in {bad.size} of {array.shape[0]} rows "
+                f"(first rows: {bad[:10].tolist()}). Remove or repair those samples."
+            )
     return array
 
 
@@ -169,12 +161,12 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     >>> bool(groups.inverse[0] == groups.inverse[2] != groups.inverse[1] == groups.inverse[3])
     True
     """
-    X = np.asarray(X)
-    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    X = X if isinstance(X, np.memmap) else np.asarray(X)
+    dtype = working_dtype(X.dtype)
     n_rows = X.shape[0]
     hashes = np.empty((2, n_rows), dtype=np.uint64)
     multipliers = _hash_multipliers(X.shape[1] * np.dtype(dtype).itemsize // 4)
-    chunk = max(1, _RECHECK_BYTES // (8 * max(1, X.shape[1])))
+    chunk = max(1, CHUNK_BYTES // (8 * max(1, X.shape[1])))
     for lo in range(0, n_rows, chunk):
         words = _canonical_rows(X[lo : lo + chunk], dtype).view(np.uint32).astype(np.uint64)
         for h in range(2):  # wraps modulo 2^64: a linear hash over the row's 32-bit words
@@ -213,7 +205,8 @@ def feature_scale(X) -> float:
     """The power of two ``s`` with ``max |s·X|`` in [0.5, 1) (1 when X is all zeros).
 
     Multiplying by a power of two is exact, so distances of ``s·X`` are exactly ``s``
-    times those of X, and their float32 squares neither overflow nor underflow.
+    times those of X, and their float32 squares neither overflow nor underflow. ``X`` may
+    be a memmap: it is read in chunks.
 
     Raises:
         ValueError: when the largest magnitude is above 2^1000 (about 1e301) or below
@@ -222,7 +215,8 @@ def feature_scale(X) -> float:
     >>> feature_scale(np.array([[3.0, -0.25]]))  # max 3 = 0.75 · 2^2
     0.25
     """
-    peak = float(np.max(np.abs(X))) if np.size(X) else 0.0
+    source = X if isinstance(X, FeatureSource) else FeatureSource(X if isinstance(X, np.memmap) else np.asarray(X))
+    peak = source.peak_magnitude() if source.n_rows and source.n_features else 0.0
     if peak == 0.0:
         return 1.0
     if not 1.0 / MAX_MAGNITUDE <= peak <= MAX_MAGNITUDE:
@@ -242,276 +236,71 @@ def nearest_neighbors(
     device: str | torch.device | None = None,
     mask: BlockMask | None = None,
     observe: BlockObserver | None = None,
-    block_bytes: int = 256 * 2**20,
     groups: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    memory_budget: int | None = None,
+    tile_rows: int | None = None,
     progress: Progress | None = None,
 ) -> Neighbors:
     """Exact k nearest neighbours of every row of ``X`` among the rows of ``X``.
 
     Args:
-        X: ``(N, D)`` array or tensor of finite features.
+        X: ``(N, D)`` array, tensor or ``numpy.memmap`` of finite features; a memmap is
+            read tile by tile, never copied whole.
         k: neighbours per row, ``1 <= k < N``.
         device (None): torch device; ``None`` uses CUDA when present, else the CPU.
-        mask (None): excludes pairs; the default excludes each row itself. A custom mask
-            replaces the default, so it must exclude the row itself too.
-        observe (None): sees every masked block of approximate squared distances (float32,
-            not exact), e.g. to accumulate per-class minima.
-        block_bytes (256 MiB): memory for one block of approximate distances.
-        groups (None): ``(G + 1,)`` ascending row bounds; rows ``groups[g]:groups[g+1]``
-            form group g, and pairs within a group are excluded (e.g. same-label pairs of
-            rows sorted by label). A block of rows from one group leaves the group's
-            columns out (half the work for two classes); small groups share a block, whose
-            same-group pairs are computed and masked, so that a thousand classes cost about
-            what two do. Each row itself is excluded too, before ``mask``.
-        progress (None): called as ``progress(rows_done, N)`` after each block.
+        mask (None): ``mask(block, rows, columns)`` sets to +inf, in place, the pairs of a
+            block that must not be returned; ``rows`` and ``columns`` are the ``(lo, hi)``
+            position ranges of the block. Each row itself is always excluded.
+        observe (None): ``observe(block, rows, columns)`` sees every masked block of
+            approximate squared distances (float32, not exact), once in each orientation,
+            e.g. to accumulate per-class minima.
+        groups (None): ``(G + 1,)`` ascending position bounds; positions
+            ``groups[g]:groups[g+1]`` form group g, and pairs within a group are excluded
+            (e.g. same-label pairs of rows sorted by label). Pairs of tiles inside one
+            group are never computed, so two classes cost half of all pairs, and a
+            thousand small classes cost about what two do.
+        rows (None): ``(M,)`` row indices of X to search among, in the order that defines
+            the positions (a subset, or X sorted by label); ``None``: all rows.
+        memory_budget (None): bytes of working memory beyond X: 512 MiB on the CPU, a
+            quarter of the free memory on a GPU. A prepared float32 copy of the rows is
+            kept when it fits in half of it; else tiles are prepared as they are used.
+        tile_rows (None): rows per tile (default: the most the budget allows).
+        progress (None): called as ``progress(done, M)`` after each block.
 
     Returns:
-        :class:`Neighbors` with exact float64 distances. ``mask`` and ``observe`` see
-        squared distances of the features times :attr:`Neighbors.scale`.
+        :class:`Neighbors` over positions (indices into ``rows`` when given) with exact
+        float64 distances. ``mask`` and ``observe`` see squared distances of the features
+        times :attr:`Neighbors.scale`.
+
+    Under torch.distributed (a default process group initialised, e.g. by ``torchrun``),
+    the blocks are shared between the ranks and every rank returns the same result.
 
     >>> nn = nearest_neighbors(np.array([[0.0], [1.0], [3.0]]), 1, device="cpu")
     >>> nn.indices.ravel().tolist(), nn.distances.ravel().tolist()
     ([1, 0, 1], [1.0, 1.0, 2.0])
     """
     device = resolve_device(device)
-    features = as_feature_matrix(X)
-    scale = feature_scale(features)
-    X = torch.as_tensor(features, device=device)
-    n_rows, n_features = X.shape
+    source = FeatureSource(as_feature_matrix(X), rows)
+    n_rows = source.n_rows
     if not 1 <= k < n_rows:
         raise ValueError(f"k={k} neighbours need 1 <= k < N; X has N={n_rows} rows.")
-    search = _BlockedSearch(X, k, scale)
-    rows_per_block = max(1, min(n_rows, block_bytes // (4 * n_rows)))
-    distances = np.empty((n_rows, k), dtype=np.float64)
-    indices = np.empty((n_rows, k), dtype=np.int64)
-    bounds = np.asarray(groups if groups is not None else [0, n_rows], dtype=np.int64)
-    with torch.no_grad(), exact_float32_matmul():
-        for start, stop, skipped in _blocks(bounds, rows_per_block, groups is not None, max(1, n_rows // 16)):
-            shared = groups is not None and skipped is None  # several groups in one block
-            exclude = _own_groups_excluder(bounds, mask) if shared else mask or _exclude_self
-            block_d, block_i = search.block(start, stop, exclude, observe, skipped)
-            distances[start:stop] = block_d.cpu().numpy()
-            indices[start:stop] = block_i.cpu().numpy()
-            if progress is not None:
-                progress(stop, n_rows)
-    return Neighbors(
-        distances=distances, indices=indices, error_bound=search.error_bound.cpu().numpy(), scale=search.scale,
+    found = search(
+        source, k, device=device, scale=feature_scale(source), bounds=groups, mask=mask, observe=observe,
+        memory_budget=memory_budget, tile_rows=tile_rows, progress=progress,
     )
+    return Neighbors(distances=found.distances, indices=found.indices, error_bound=found.error_bound, scale=found.scale)
 
 
-def approximation_error_bound(X: torch.Tensor) -> torch.Tensor:
+def approximation_error_bound(X) -> np.ndarray:
     """``(N,)`` float64 bound on ``|approximate − exact|`` squared distance from each row to
     any other row, for the float32 matrix-product distances of :func:`nearest_neighbors`
     (which are distances of the scaled features ``feature_scale(X) · X``)."""
-    _, squared_norms = _centered_float32(X, feature_scale(X.cpu().numpy()))
-    return _error_bound(squared_norms, X.shape[1])
-
-
-def _centered_float32(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale·X − mean)`` in float32, and its rows' float64 squared norms.
-
-    Centring shrinks the norms, and with them the error bound; the scale (a power of two,
-    applied first) keeps the squares in range. Built in row chunks, so that no float64
-    copy of the whole data is ever made: memory is the float32 result plus one chunk.
-    """
-    n_rows, n_features = X.shape
-    chunk = max(1, _RECHECK_BYTES * 4 // (8 * n_features))
-    total = torch.zeros(n_features, dtype=torch.float64, device=X.device)
-    for lo in range(0, n_rows, chunk):
-        total += (X[lo : lo + chunk].double() * scale).sum(dim=0)
-    mean = total / n_rows
-    centered = torch.empty((n_rows, n_features), dtype=torch.float32, device=X.device)
-    squared_norms = torch.empty(n_rows, dtype=torch.float64, device=X.device)
-    for lo in range(0, n_rows, chunk):
-        rows = X[lo : lo + chunk].double() * scale - mean
-        squared_norms[lo : lo + chunk] = torch.linalg.vecdot(rows, rows)
-        centered[lo : lo + chunk] = rows
-    return centered, squared_norms
-
-
-def _error_bound(squared_norms: torch.Tensor, n_features: int) -> torch.Tensor:
-    # gamma_D for the float32 dot product, a few roundings for the norms, the sums and the
-    # float32 copy of the data, all times (‖a‖² + ‖b‖²); doubled for safety (docs/science.md §4)
-    return 2.0 * (n_features + 10) * FLOAT32_UNIT_ROUNDOFF * (squared_norms + squared_norms.max())
-
-
-def _blocks(bounds, rows_per_block, skip_own_group, large_group=1):
-    """``(start, stop, skipped_columns)`` row blocks of at most ``rows_per_block`` rows.
-
-    Without groups (``skip_own_group`` False, one group): consecutive slices. With groups,
-    a group of ``rows_per_block`` or ``large_group`` rows or more gets blocks of its own
-    that skip its columns (for two classes, half the work); smaller groups are packed
-    together into blocks of whole groups, where skipping would cost more in small blocks
-    than it saves, and a block that holds a single group skips that group's columns too
-    (``skipped`` is then ``(lo, hi)``, else ``None``).
-    """
-    pairs = list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
-    if not skip_own_group:
-        for lo, hi in pairs:
-            for start in range(lo, hi, rows_per_block):
-                yield start, min(hi, start + rows_per_block), None
-        return
-    packed = []  # whole small groups waiting to share a block
-
-    def flush():
-        if packed:
-            lo, hi = packed[0][0], packed[-1][1]
-            yield lo, hi, (lo, hi) if len(packed) == 1 else None
-            packed.clear()
-
-    for lo, hi in pairs:
-        if hi == lo:
-            continue
-        if hi - lo >= min(rows_per_block, large_group):
-            yield from flush()
-            for start in range(lo, hi, rows_per_block):
-                yield start, min(hi, start + rows_per_block), (lo, hi)
-            continue
-        if packed and hi - packed[0][0] > rows_per_block:
-            yield from flush()
-        packed.append((lo, hi))
-    yield from flush()
-
-
-def _own_groups_excluder(bounds, mask):
-    """A mask for a block of several whole groups: same-group pairs (each row itself
-    included) set to +inf, then ``mask`` applied."""
-
-    def exclude(block, start, stop, skipped=None):
-        first = int(np.searchsorted(bounds, start, side="right")) - 1
-        last = int(np.searchsorted(bounds, stop, side="left"))
-        for lo, hi in zip(bounds[first:last].tolist(), bounds[first + 1 : last + 1].tolist()):
-            block[lo - start : hi - start, lo:hi] = float("inf")
-        if mask is not None:
-            mask(block, start, stop, skipped)
-
-    return exclude
-
-
-def _exclude_self(block: torch.Tensor, start: int, stop: int, skipped=None) -> None:
-    if skipped is not None:
-        return  # a row's own group, itself included, is never computed
-    rows = torch.arange(stop - start, device=block.device)
-    block[rows, rows + start] = float("inf")
-
-
-def compact_columns(columns, skipped):
-    """Column indices of the full ``N`` columns → positions in a block that leaves out the
-    ``skipped = (lo, hi)`` range (``None``: unchanged). Columns in the range are invalid."""
-    if skipped is None:
-        return columns
-    lo, hi = skipped
-    return columns - (hi - lo) * (columns >= hi)
-
-
-def _expand_columns(columns, skipped):
-    if skipped is None:
-        return columns
-    lo, hi = skipped
-    return columns + (hi - lo) * (columns >= lo)
-
-
-class _BlockedSearch:
-    """State shared by the blocks of one search: the data, its scale, and a centred,
-    scaled float32 copy."""
-
-    def __init__(self, X: torch.Tensor, k: int, scale: float):
-        self.k = k
-        self.scale = scale
-        # exact distances come from the uncentred rows (float32 kept where exact): the
-        # difference of two close numbers is exact, while centring would round each one
-        self.data = X
-        self.centered32, squared_norms = _centered_float32(X, scale)
-        self.squared_norms32 = squared_norms.float()
-        self.error_bound = _error_bound(squared_norms, X.shape[1])
-        self._buffers = None
-        # within 2^±400 the squares of unscaled differences cannot overflow or underflow, so
-        # the scale (a power of two: exact) is applied once to the sum instead of per term
-        self.scale_differences = not 2.0**-400 <= scale <= 2.0**400
-
-    def block(self, start, stop, mask, observe, skipped=None):
-        approx = self._approximate(start, stop, skipped)
-        mask(approx, start, stop, skipped)
-        if observe is not None:
-            observe(approx, start, stop, skipped)
-        n_rows = approx.shape[1]
-        n_kept = min(self.k + _EXTRA_CANDIDATES, n_rows)
-        values, compact = torch.topk(approx, n_kept, dim=1, largest=False, sorted=True)
-        if n_kept < self.k:  # fewer columns than neighbours asked for: pad as "none"
-            values = torch.nn.functional.pad(values, (0, self.k - n_kept), value=float("inf"))
-            compact = torch.nn.functional.pad(compact, (0, self.k - n_kept), value=0)
-        columns = _expand_columns(compact, skipped)
-        threshold = values[:, self.k - 1].double() + 2.0 * self.error_bound[start:stop]
-        candidate = torch.isfinite(values) & (values.double() <= threshold.unsqueeze(1))
-        # re-measure only the candidates: the float64 gather is the costly part
-        exact = torch.full(columns.shape, float("inf"), dtype=torch.float64, device=approx.device)
-        local_rows, slots = torch.nonzero(candidate, as_tuple=True)
-        exact[local_rows, slots] = self._exact_pairs(local_rows + start, columns[local_rows, slots])
-        best_d, best_i = _k_smallest(exact, columns, self.k)
-        # rows whose last kept value is still a candidate may have more candidates beyond it
-        overflow = candidate[:, -1] if values.shape[1] < n_rows else torch.zeros_like(candidate[:, -1])
-        for local_row in torch.nonzero(overflow).flatten().tolist():
-            row_threshold = threshold[local_row].item()
-            cols = _expand_columns(torch.nonzero(approx[local_row].double() <= row_threshold).flatten(), skipped)
-            row_exact = self._exact_pairs(torch.full_like(cols, start + local_row), cols)
-            d, i = _k_smallest(row_exact.unsqueeze(0), cols.unsqueeze(0), self.k)
-            best_d[local_row], best_i[local_row] = d[0], i[0]
-        best_i = torch.where(torch.isfinite(best_d), best_i, torch.full_like(best_i, -1))
-        return best_d.sqrt() / self.scale, best_i
-
-    def _approximate(self, start, stop, skipped):
-        """``(stop − start, M)`` float32 squared distances to every column, or, with
-        ``skipped = (lo, hi)``, to the ``M = N − (hi − lo)`` columns outside that range."""
-        queries = self.centered32[start:stop]
-        n_rows = self.centered32.shape[0]
-        ranges = [(0, n_rows)] if skipped is None else [(0, skipped[0]), (skipped[1], n_rows)]
-        ranges = [(lo, hi) for lo, hi in ranges if lo < hi]
-        width = sum(hi - lo for lo, hi in ranges)
-        approx = torch.empty((stop - start, width), dtype=torch.float32, device=queries.device)
-        at = 0
-        for lo, hi in ranges:
-            # a single range writes the whole, contiguous block
-            target = approx if len(ranges) == 1 else approx[:, at : at + hi - lo]
-            torch.addmm(
-                self.squared_norms32[lo:hi].unsqueeze(0), queries, self.centered32[lo:hi].T,
-                beta=1.0, alpha=-2.0, out=target,
-            )
-            at += hi - lo
-        return approx.add_(self.squared_norms32[start:stop].unsqueeze(1))
-
-    def _exact_pairs(self, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-        """Float64 squared distances of ``(P,)`` row/column index pairs of the scaled
-        features, from the coordinate differences (exact for near-duplicates, unlike the
-        matmul identity). Buffers of a few MiB, reused across calls: large temporaries
-        cost more in page faults than in arithmetic; but at least
-        ``_RECHECK_MIN_ROWS`` pairs a chunk, so that high D is not dispatch-bound."""
-        n_features = self.data.shape[1]
-        chunk = max(_RECHECK_MIN_ROWS, min(rows.shape[0], _RECHECK_BYTES // (8 * n_features)))
-        out = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)
-        if self._buffers is None or self._buffers[0].shape[0] < chunk:
-            self._buffers = tuple(
-                torch.empty((chunk, n_features), dtype=dtype, device=rows.device)
-                for dtype in (self.data.dtype, self.data.dtype, torch.float64)
-            )
-        left, right, diff = self._buffers
-        for lo in range(0, rows.shape[0], chunk):
-            n = min(chunk, rows.shape[0] - lo)
-            torch.index_select(self.data, 0, columns[lo : lo + n], out=left[:n])
-            torch.index_select(self.data, 0, rows[lo : lo + n], out=right[:n])
-            diff[:n].copy_(left[:n]).sub_(right[:n])  # the difference in float64
-            if self.scale_differences:
-                diff[:n].mul_(self.scale)  # a power of two: exact, and the squares stay in range
-            out[lo : lo + n] = torch.linalg.vecdot(diff[:n], diff[:n])
-        return out if self.scale_differences else out.mul_(self.scale * self.scale)
-
-
-def _k_smallest(values: torch.Tensor, columns: torch.Tensor, k: int):
-    """The k smallest ``values`` per row with their ``columns``, ties to the smaller column."""
-    by_column = torch.argsort(columns, dim=1)
-    values, columns = values.gather(1, by_column), columns.gather(1, by_column)
-    if values.shape[1] < k:
-        pad = k - values.shape[1]
-        values = torch.nn.functional.pad(values, (0, pad), value=float("inf"))
-        columns = torch.nn.functional.pad(columns, (0, pad), value=-1)
-    order = torch.argsort(values, dim=1, stable=True)[:, :k]
-    return values.gather(1, order), columns.gather(1, order)
+    source = FeatureSource(as_feature_matrix(X))
+    scale = feature_scale(source)
+    mean = source.mean(scale)
+    norms = np.concatenate([
+        np.einsum("ij,ij->i", centered, centered, dtype=np.float64)
+        for centered in ((rows.astype(np.float64) * scale - mean).astype(np.float32) for _, _, rows in source.chunks())
+    ])
+    return error_bound_factor(source.n_features) * (norms + norms.max())

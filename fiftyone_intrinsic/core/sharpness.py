@@ -15,21 +15,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .collectives import all_reduce
 from .devices import resolve_device
-from .neighbors import (
-    Progress,
-    as_feature_matrix,
-    compact_columns,
-    find_duplicates,
-    nearest_neighbors,
-)
+from .engine import Progress, search
+from .exact import ExactDistances
+from .neighbors import as_feature_matrix, feature_scale, find_duplicates
 from .settings import SharpnessSettings
+from .source import FeatureSource
 
 __all__ = ["SharpPair", "SharpnessResult", "label_sharpness", "encode_labels", "measure_sharpness"]
 
 _INF = float("inf")
-#: Rows per exact float64 distance block when refining the class-pair minima.
-_CDIST_ROWS = 256
+#: Pairs measured at once when refining the class-pair minima.
+_REFINE_PAIRS = 2**16
 #: Rows per chunk when selecting the rows to refine (temporaries of rows × classes).
 _MAYBE_ROWS = 4096
 
@@ -141,51 +139,41 @@ def encode_labels(labels, n_rows: int) -> tuple[np.ndarray, list]:
     return codes.reshape(-1).astype(np.int64), classes.tolist()
 
 
-def measure_sharpness(X, codes, classes, settings: SharpnessSettings, progress: Progress | None = None) -> SharpnessResult:
+def measure_sharpness(
+    X, codes, classes, settings: SharpnessSettings, progress: Progress | None = None, memory_budget: int | None = None
+) -> SharpnessResult:
     """:func:`label_sharpness` with validated settings: ``X`` an ``(N, D)`` matrix checked
-    by :func:`~fiftyone_intrinsic.core.neighbors.as_feature_matrix`, ``codes, classes``
-    from :func:`encode_labels`."""
+    by :func:`~fiftyone_intrinsic.core.neighbors.as_feature_matrix` (a memmap is read in
+    tiles, never copied), ``codes, classes`` from :func:`encode_labels`;
+    ``memory_budget`` as for :func:`~fiftyone_intrinsic.core.neighbors.nearest_neighbors`."""
     device = resolve_device(settings.device)
     n_rows, n_classes = X.shape[0], len(classes)
     duplicates = find_duplicates(X)
     conflicts = _conflicting_duplicates(duplicates, codes)
 
-    # rows sorted by class: "another label" becomes "outside one contiguous column range"
+    # positions sorted by class: "another label" becomes "outside one contiguous range"
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     bounds = np.searchsorted(sorted_codes, np.arange(n_classes + 1))
     position = np.empty(n_rows, dtype=np.int64)
     position[order] = np.arange(n_rows)
-    # identical rows with another label: masked so that K_F is over non-identical pairs
-    twins = _both_orientations(position[conflicts])
-    class_minima = torch.full((n_rows, n_classes), _INF, device=device)
-
-    def mask(block, start, stop, skipped):
-        # same-label pairs are excluded by the engine (groups below); identical twins here
-        in_block = twins[(twins[:, 0] >= start) & (twins[:, 0] < stop)]
-        if in_block.size:
-            columns = compact_columns(torch.as_tensor(in_block[:, 1]), skipped)
-            block[torch.as_tensor(in_block[:, 0] - start), columns] = _INF
-
-    def observe(block, start, stop, skipped):
-        class_minima[start:stop] = _class_minima_of_block(block, bounds, skipped)
-
-    X_sorted = X[order]
-    k = min(settings.top, n_rows - 1)
-    found = nearest_neighbors(
-        X_sorted, k, device=device, mask=mask, observe=observe, groups=bounds, progress=progress
+    source = FeatureSource(X, order)
+    class_minima = _ClassMinima(bounds, n_rows, device)
+    found = search(
+        source, 1, device=device, scale=feature_scale(source), bounds=bounds,
+        mask=_twins_mask(position[conflicts]), observe=class_minima, top=settings.top,
+        memory_budget=memory_budget, progress=progress,
     )
-    neighbor_index = np.where(found.indices >= 0, order[np.maximum(found.indices, 0)], -1)
-    distances = np.empty_like(found.distances)
-    indices = np.empty_like(neighbor_index)
-    distances[order], indices[order] = found.distances, neighbor_index
-
-    nearest_distance, nearest_index = distances[:, 0].copy(), indices[:, 0].copy()
+    nearest_position = found.indices[:, 0]
+    nearest_distance = np.empty(n_rows)
+    nearest_index = np.empty(n_rows, dtype=np.int64)
+    nearest_distance[order] = found.distances[:, 0]
+    nearest_index[order] = np.where(nearest_position >= 0, order[np.maximum(nearest_position, 0)], -1)
     for i, j in conflicts:  # an identical twin with another label is the nearest of all
         for a, b in ((i, j), (j, i)):
             if nearest_distance[a] > 0 or b < nearest_index[a]:
                 nearest_distance[a], nearest_index[a] = 0.0, b
-    pairs = _sharpest_pairs(distances, indices, codes, classes, settings.top)
+    pairs = _sharpest_pairs(order[found.pairs], found.pair_distances, codes, classes, settings.top)
     min_distance = pairs[0].distance if pairs else _INF
     if pairs and 1.0 / min_distance == _INF:
         raise ValueError(
@@ -193,10 +181,9 @@ def measure_sharpness(X, codes, classes, settings: SharpnessSettings, progress: 
             "K_F = 1/distance overflows float64. Rescale the features (e.g. multiply them by "
             "1e10) and scale K_F back by the same factor."
         )
-    nearest_class = np.where(found.indices[:, 0] >= 0, sorted_codes[np.maximum(found.indices[:, 0], 0)], -1)
-    class_min = _exact_class_minima(
-        torch.as_tensor(X_sorted, device=device), bounds, class_minima, found, nearest_class,
-    )
+    nearest_class = np.where(nearest_position >= 0, sorted_codes[np.maximum(nearest_position, 0)], -1)
+    exact = ExactDistances(source, found.scale, device)
+    class_min = _exact_class_minima(exact, bounds, class_minima.values, found, nearest_class)
     return SharpnessResult(
         k_f=1.0 / min_distance if pairs else float("nan"),
         min_distance=min_distance,
@@ -209,6 +196,53 @@ def measure_sharpness(X, codes, classes, settings: SharpnessSettings, progress: 
         n_samples=n_rows,
         n_duplicates=duplicates.n_duplicates,
     )
+
+
+def _twins_mask(twins: np.ndarray):
+    """A block mask that excludes the ``(P, 2)`` position pairs of identical rows with
+    different labels, in both orientations (``None`` when there are none)."""
+    if twins.size == 0:
+        return None
+    twins = np.concatenate([twins, twins[:, ::-1]])
+
+    def mask(block, rows, columns):
+        (r0, r1), (c0, c1) = rows, columns
+        inside = twins[(twins[:, 0] >= r0) & (twins[:, 0] < r1) & (twins[:, 1] >= c0) & (twins[:, 1] < c1)]
+        if inside.size:
+            block[torch.as_tensor(inside[:, 0] - r0), torch.as_tensor(inside[:, 1] - c0)] = _INF
+
+    return mask
+
+
+class _ClassMinima:
+    """``values``: ``(N, C)`` float32 smallest approximate squared distance from each
+    position to each class, over the blocks observed (combined over the ranks by
+    :meth:`synchronize`)."""
+
+    def __init__(self, bounds: np.ndarray, n_rows: int, device):
+        self.bounds = bounds
+        self.values = torch.full((n_rows, bounds.shape[0] - 1), _INF, dtype=torch.float32, device=device)
+
+    def __call__(self, block: torch.Tensor, rows, columns) -> None:
+        (r0, r1), (c0, c1) = rows, columns
+        first = int(np.searchsorted(self.bounds, c0, side="right")) - 1
+        last = int(np.searchsorted(self.bounds, c1, side="left"))
+        found = _segment_minima(block, np.maximum(self.bounds[first:last], c0) - c0)
+        target = self.values[r0:r1, first:last]
+        torch.minimum(target, found, out=target)
+
+    def synchronize(self) -> None:
+        self.values = all_reduce(self.values, "min")
+
+
+def _segment_minima(block: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
+    """``(R, G)`` minimum of each row of ``block`` over the column segments that begin at
+    ``starts`` (ascending, the first 0) and end at the next start or the last column."""
+    if block.device.type == "cpu":  # numpy's reduceat is the fastest segmented minimum here
+        return torch.from_numpy(np.minimum.reduceat(block.numpy(), starts, axis=1))
+    lengths = np.diff(np.r_[starts, block.shape[1]])
+    segments = torch.as_tensor(lengths, device=block.device).expand(block.shape[0], -1)
+    return torch.segment_reduce(block.contiguous(), "min", lengths=segments.contiguous(), axis=1)
 
 
 def _conflicting_duplicates(duplicates, codes) -> np.ndarray:
@@ -232,48 +266,19 @@ def _both_orientations(pairs: np.ndarray) -> np.ndarray:
     return np.concatenate([pairs, pairs[:, ::-1]]).reshape(-1, 2)
 
 
-def _sharpest_pairs(distances, indices, codes, classes, top) -> list[SharpPair]:
-    """The ``top`` closest differently-labelled pairs. Each is among the ``top`` nearest
-    other-label neighbours of both its members, so the per-row lists hold them all."""
-    rows = np.repeat(np.arange(distances.shape[0]), distances.shape[1])
-    cols, dist = indices.ravel(), distances.ravel()
-    keep = np.isfinite(dist)
-    i, j, dist = np.minimum(rows, cols)[keep], np.maximum(rows, cols)[keep], dist[keep]
-    order = np.lexsort((j, i, dist))
-    i, j, dist = i[order], j[order], dist[order]
-    # a pair appears once per member that lists it
-    seen, pairs = set(), []
-    for a, b, d in zip(i.tolist(), j.tolist(), dist.tolist()):
-        if (a, b) in seen:
-            continue
-        seen.add((a, b))
-        pairs.append(SharpPair(a, b, d, classes[codes[a]], classes[codes[b]]))
-        if len(pairs) == top:
-            break
-    return pairs
+def _sharpest_pairs(pairs, distances, codes, classes, top) -> list[SharpPair]:
+    """The ``top`` closest differently-labelled pairs, ties to the smaller indices, from
+    the search's candidates: ``(P, 2)`` row indices and ``(P,)`` exact distances (a
+    superset of the closest, ties included)."""
+    i, j = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+    order = np.lexsort((j, i, distances))[:top]
+    return [
+        SharpPair(int(a), int(b), float(d), classes[codes[a]], classes[codes[b]])
+        for a, b, d in zip(i[order].tolist(), j[order].tolist(), distances[order].tolist())
+    ]
 
 
-def _class_minima_of_block(block: torch.Tensor, bounds: np.ndarray, skipped) -> torch.Tensor:
-    """``(R, C)`` smallest value of each row of a block over each class's columns (+inf for
-    a class with no column in the block). ``bounds``: the class bounds over all N columns;
-    with ``skipped = (lo, hi)`` the block leaves out those columns (:func:`compact_columns`)."""
-    # in compact columns the skipped class's bounds coincide: an empty class
-    compact = compact_columns(torch.as_tensor(bounds), skipped).numpy() if skipped else bounds
-    lengths = np.diff(compact)
-    present = np.flatnonzero(lengths > 0)
-    minima = torch.full((block.shape[0], lengths.shape[0]), _INF, dtype=block.dtype, device=block.device)
-    if present.size == 0:
-        return minima
-    if block.device.type == "cpu":  # numpy's reduceat is the fastest segmented minimum here
-        found = torch.from_numpy(np.minimum.reduceat(block.numpy(), compact[present], axis=1))
-    else:
-        segments = torch.as_tensor(lengths[present], device=block.device).expand(block.shape[0], -1)
-        found = torch.segment_reduce(block, "min", lengths=segments.contiguous(), axis=1)
-    minima[:, torch.as_tensor(present, device=block.device)] = found
-    return minima
-
-
-def _exact_class_minima(X_device, bounds, class_minima, found, nearest_class) -> np.ndarray:
+def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np.ndarray:
     """``(C, C)`` exact smallest non-identical distance between classes.
 
     Work in squared distances of the scaled features ``found.scale · X`` (the units of
@@ -284,7 +289,8 @@ def _exact_class_minima(X_device, bounds, class_minima, found, nearest_class) ->
     ``min_r (class_minima[r, b] + e_r)``, bounds the class-pair minimum from above; a row r
     of class a can reach it only if ``class_minima[r, b] − e_r`` and its squared nearest
     other-label distance are both at most ``upper[a, b]``. Only those rows are re-measured,
-    one class b at a time, in float64 (for two classes, usually none)."""
+    one class b at a time, in float64 by ``exact`` (:class:`~.exact.ExactDistances`, by
+    position; for two classes, usually none)."""
     n_classes = bounds.shape[0] - 1
     scale = found.scale
     nearest = found.distances[:, 0]
@@ -317,14 +323,12 @@ def _exact_class_minima(X_device, bounds, class_minima, found, nearest_class) ->
     starts = np.flatnonzero(np.r_[True, np.diff(targets) != 0]) if rows.size else np.empty(0, dtype=np.int64)
     for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
         b, candidates = int(targets[first]), rows[first:last]
-        others = X_device[bounds[b] : bounds[b + 1]].double() * scale
-        for lo in range(0, candidates.size, _CDIST_ROWS):
-            chunk = candidates[lo : lo + _CDIST_ROWS]
-            # differences, not the matmul identity: exact for near-duplicates; a power of
-            # two scale keeps the squares of tiny and huge features in range
-            exact = torch.cdist(
-                X_device[torch.as_tensor(chunk)].double() * scale, others, compute_mode="donot_use_mm_for_euclid_dist"
-            )
-            exact[exact == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
-            np.minimum.at(best[:, b], codes[chunk], exact.amin(dim=1).cpu().numpy() / scale)
+        others = np.arange(bounds[b], bounds[b + 1])
+        step = max(1, _REFINE_PAIRS // others.size)
+        for lo in range(0, candidates.size, step):
+            chunk = candidates[lo : lo + step]
+            # differences, not the matmul identity: exact for near-duplicates
+            squared = exact(np.repeat(chunk, others.size), np.tile(others, chunk.size)).reshape(chunk.size, -1)
+            squared[squared == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
+            np.minimum.at(best[:, b], codes[chunk], np.sqrt(squared.min(axis=1)) / scale)
     return np.minimum(best, best.T)

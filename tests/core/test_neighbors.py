@@ -94,10 +94,10 @@ def test_nearest_neighbors_equal_brute_force_on_random_data(rng, n_rows, n_featu
     assert nn.distances.dtype == np.float64 and nn.indices.dtype == np.int64
 
 
-@pytest.mark.parametrize("rows_per_block", [1, 7, 128])
-def test_nearest_neighbors_do_not_depend_on_block_size(rng, rows_per_block):
+@pytest.mark.parametrize("tile_rows", [1, 7, 128])
+def test_nearest_neighbors_do_not_depend_on_tile_size(rng, tile_rows):
     X = rng.normal(size=(150, 12))
-    nn = nearest_neighbors(X, 4, device="cpu", block_bytes=4 * len(X) * rows_per_block)
+    nn = nearest_neighbors(X, 4, device="cpu", tile_rows=tile_rows)
     expected_i = assert_exact_neighbors(nn, X, 4)
     np.testing.assert_array_equal(nn.indices, expected_i)
 
@@ -164,15 +164,16 @@ def test_nearest_neighbors_hand_computed():
     assert nn.distances.tolist() == [[1.0, 1.0], [0.0, 1.0], [1.0, 2.0], [0.0, 1.0], [2.5, 2.5]]
 
 
-def test_custom_mask_replaces_the_default_and_pads_with_inf(rng):
+@pytest.mark.parametrize("tile_rows", [None, 16])
+def test_custom_mask_excludes_pairs_and_pads_with_inf(rng, tile_rows):
     X = rng.normal(size=(40, 3))
     parity = np.arange(40) % 2
 
-    def other_parity_only(block, start, stop, skipped=None):
-        same = parity[start:stop, None] == parity[None, :]
+    def other_parity_only(block, rows, columns):
+        same = parity[rows[0] : rows[1], None] == parity[None, columns[0] : columns[1]]
         block[torch.as_tensor(same)] = float("inf")
 
-    nn = nearest_neighbors(X, 25, device="cpu", mask=other_parity_only)
+    nn = nearest_neighbors(X, 25, device="cpu", mask=other_parity_only, tile_rows=tile_rows)
     distances = brute_distances(X)
     distances[parity[:, None] == parity[None, :]] = np.inf
     order = np.argsort(distances, axis=1, kind="stable")[:, :20]
@@ -182,27 +183,28 @@ def test_custom_mask_replaces_the_default_and_pads_with_inf(rng):
     assert np.isinf(nn.distances[:, 20:]).all() and (nn.indices[:, 20:] == -1).all()
 
 
-def test_observed_blocks_cover_every_row_within_the_error_bound():
+def test_observed_blocks_cover_every_pair_within_the_error_bound():
     """The float32 distances the engine observes differ from the exact squared distances
     (of the features times feature_scale) by no more than approximation_error_bound, also
-    for near-duplicates of large norm."""
+    for near-duplicates of large norm; every ordered pair is seen exactly once."""
     X = near_duplicates_of_large_norm(np.random.default_rng(1), n_bases=30)
     scale = feature_scale(X)
     assert scale != 1.0  # the units matter in this test
     exact_squared = brute_distances(X * scale) ** 2
-    bound = approximation_error_bound(torch.as_tensor(X)).numpy()
-    seen = np.zeros(len(X), dtype=int)
+    bound = approximation_error_bound(torch.as_tensor(X))
+    seen = np.zeros((len(X), len(X)), dtype=int)
 
-    def observe(block, start, stop, skipped=None):
+    def observe(block, rows, columns):
+        (r0, r1), (c0, c1) = rows, columns
         approx = block.double().numpy()
         finite = np.isfinite(approx)
-        error = np.abs(approx - exact_squared[start:stop])
-        assert (error[finite] <= np.broadcast_to(bound[start:stop, None], error.shape)[finite]).all()
-        seen[start:stop] += 1
+        error = np.abs(approx - exact_squared[r0:r1, c0:c1])
+        assert (error[finite] <= np.broadcast_to(bound[r0:r1, None], error.shape)[finite]).all()
+        seen[r0:r1, c0:c1] += 1
 
     calls = []
     nearest_neighbors(
-        X, 2, device="cpu", observe=observe, block_bytes=4 * len(X) * 16,
+        X, 2, device="cpu", observe=observe, tile_rows=16,
         progress=lambda done, total: calls.append((done, total)),
     )
     assert (seen == 1).all()
@@ -220,7 +222,7 @@ def test_small_groups_share_blocks_and_exclude_their_own_pairs():
     distances = brute_distances(X)
     distances[group[:, None] == group[None, :]] = np.inf
     order = np.argsort(distances, axis=1, kind="stable")[:, :3]
-    nn = nearest_neighbors(X, 3, groups=bounds, block_bytes=4 * len(X) * 32, device="cpu")  # 32 rows a block
+    nn = nearest_neighbors(X, 3, groups=bounds, tile_rows=32, device="cpu")
     np.testing.assert_allclose(nn.distances, np.take_along_axis(distances, order, axis=1), rtol=1e-12)
     np.testing.assert_array_equal(nn.indices, order)
 

@@ -1,0 +1,375 @@
+"""The exact k-nearest-neighbour search, in 2-D tiles, on one process or many.
+
+For every computed pair of tiles (:mod:`.tiles`) a block of approximate squared distances
+comes from one float32 matrix product (:mod:`.products`), whose rounding error is bounded
+rigorously. Each row keeps a running list of its ``k + 8`` smallest approximate values; a
+block is offered to the rows of both tiles (each pair of rows is computed once). When every
+tile is done, each row re-measures in float64 (:mod:`.exact`) all kept values within twice
+the bound of its k-th smallest one, so the k returned neighbours and distances are exact
+(docs/science.md §4). A row whose whole list lies within that margin (near-ties) has its
+row of blocks recomputed and every candidate re-measured.
+
+Optionally the search also keeps the ``top`` closest pairs over all rows, independently of
+k: each block adds the pairs within ``2 · max error`` of the ``top``-th smallest value seen
+so far to a bounded list, re-measured at the end.
+
+Memory is the tiles (or one prepared float32 copy when it fits the budget), one block, and
+``O(N · k)``: no ``N × N`` matrix, no float64 copy of the data. Under torch.distributed
+the pairs of tiles are shared between the ranks and the findings combined; every rank
+returns the same result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .collectives import agree_on_min, all_gather_concat, all_gather_objects, all_reduce, rank_and_world
+from .devices import exact_float32_matmul
+from .exact import ExactDistances
+from .products import TileProducts
+from .source import FeatureSource
+from .tiles import plan_tiles
+
+__all__ = ["SearchResult", "search", "default_memory_budget", "BlockMask", "BlockObserver", "Progress"]
+
+#: Approximate neighbours kept per row beyond k, so that near-ties rarely need the slower
+#: recomputation of a row.
+EXTRA_CANDIDATES = 8
+#: Working memory of the search on the CPU when no budget is given.
+DEFAULT_CPU_BUDGET = 512 * 2**20
+
+#: ``mask(block, rows, columns)`` sets to +inf, in place, the entries of the block of
+#: squared distances between positions ``rows = (lo, hi)`` and ``columns = (lo, hi)``
+#: that must not be returned.
+BlockMask = Callable[[torch.Tensor, tuple, tuple], None]
+#: ``observe(block, rows, columns)`` sees every masked block, once in each orientation.
+BlockObserver = Callable[[torch.Tensor, tuple, tuple], None]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` finds, by position.
+
+    Attributes:
+        distances: ``(N, k)`` float64 exact distances (feature units), ascending; ``inf``
+            where a row has fewer than k admissible neighbours.
+        indices: ``(N, k)`` int64 positions (ties to the smaller), ``-1`` with ``inf``.
+        error_bound: ``(N,)`` float64 bound on the error of the approximate squared
+            distances from each row (units of ``scale · X``).
+        scale: the power of two the features were multiplied by.
+        pairs: ``(P, 2)`` int64 positions ``i < j`` of the candidate closest pairs (a
+            superset of the ``top`` closest, ties included), with ``pair_distances``
+            ``(P,)`` float64 exact, ascending; empty unless ``top`` was asked for.
+    """
+
+    distances: np.ndarray
+    indices: np.ndarray
+    error_bound: np.ndarray
+    scale: float
+    pairs: np.ndarray
+    pair_distances: np.ndarray
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """512 MiB on the CPU; on a GPU a quarter of its free memory (at most 32 GiB)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(min(free // 4, 32 * 2**30))
+    return DEFAULT_CPU_BUDGET
+
+
+def tile_rows_for(n_rows: int, n_features: int, budget: int, resident: bool, split: bool) -> int:
+    """Rows per tile so that one block and its temporaries (and, unless the prepared rows
+    are resident, a row tile and a column tile) fit in ``budget`` bytes."""
+    per_entry = 4 + 4 + 1 + (12 if split else 0)  # block, a masked or gathered copy, a comparison
+    per_row = 0 if resident else 2 * 4 * n_features
+    tile = (-per_row + math.sqrt(per_row * per_row + 4 * per_entry * max(budget, 1))) / (2 * per_entry)
+    return int(min(n_rows, max(64, tile)))
+
+
+def search(
+    source: FeatureSource,
+    k: int,
+    *,
+    device: torch.device,
+    scale: float,
+    bounds: np.ndarray | None = None,
+    mask: BlockMask | None = None,
+    observe: BlockObserver | None = None,
+    top: int = 0,
+    memory_budget: int | None = None,
+    tile_rows: int | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Exact k nearest neighbours of every position among all positions of ``source``.
+
+    Args:
+        source: the rows (in memory or a memmap), by position.
+        k: neighbours per row, ``1 <= k < N``.
+        device: torch device of the products.
+        scale: power of two making the features' largest magnitude at most 1.
+        bounds (None): ``(G + 1,)`` ascending group bounds; pairs within a group are
+            excluded (each row itself always is).
+        mask, observe: see :data:`BlockMask`, :data:`BlockObserver`. Under
+            torch.distributed an observer needs a ``synchronize()`` method, called once
+            every block has been seen, that combines what the ranks observed.
+        top (0): also return the ``top`` closest admissible pairs.
+        memory_budget (None): bytes of working memory (:func:`default_memory_budget`).
+        tile_rows (None): rows per tile (default: from the budget).
+        progress (None): ``progress(done, N)`` after each block.
+    """
+    with torch.no_grad(), exact_float32_matmul():
+        return _TiledSearch(source, k, device, scale, bounds, mask, observe, top, memory_budget, tile_rows, progress).run()
+
+
+class _TiledSearch:
+    def __init__(self, source, k, device, scale, bounds, mask, observe, top, memory_budget, tile_rows, progress):
+        self.rank, self.world = rank_and_world()
+        if self.world > 1 and observe is not None and not hasattr(observe, "synchronize"):
+            raise ValueError("Under torch.distributed an observer needs a synchronize() method.")
+        budget = memory_budget or default_memory_budget(device)
+        if self.world > 1:
+            budget = agree_on_min(budget)  # the tiles must be the same on every rank
+        n_rows, n_features = source.n_rows, source.n_features
+        self.source, self.k, self.device, self.scale = source, k, device, scale
+        self.mask, self.observe, self.top, self.progress = mask, observe, top, progress
+        self.products = TileProducts(source, scale, device, resident_bytes=budget // 2)
+        left = budget - self.products.bytes_resident
+        rows = tile_rows or tile_rows_for(n_rows, n_features, left, self.products.resident is not None, self.products.split)
+        self.plan = plan_tiles(n_rows, rows, None if bounds is None else np.asarray(bounds, dtype=np.int64))
+        self.exact = ExactDistances(source, scale, device, resident_bytes=budget // 2)
+        self.m = min(k + EXTRA_CANDIDATES, n_rows - 1)
+        self.values = torch.full((n_rows, self.m), float("inf"), dtype=torch.float32, device=device)
+        self.columns = torch.full((n_rows, self.m), -1, dtype=torch.int64, device=device)
+        self.error = torch.from_numpy(self.products.error_bound).to(device)
+        self.max_error = float(self.products.error_bound.max()) if n_rows else 0.0
+        self.pair_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pair_count = 0
+        self.pair_limit = float("inf")
+        self._tile_cache: dict[int, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ the tile loop
+    def run(self) -> SearchResult:
+        pairs = self.plan.share(self.rank, self.world)
+        total = max(1, sum(self.plan.cost(pair) for pair in pairs))
+        done = 0
+        n_rows = self.source.n_rows
+        for a, b in pairs:
+            (a0, a1), (b0, b1) = self.plan.tiles[a], self.plan.tiles[b]
+            block = self._block(a, b)
+            if self.observe is not None:
+                self.observe(block, (a0, a1), (b0, b1))
+                if a != b:
+                    self.observe(block.T, (b0, b1), (a0, a1))
+            self._offer(a0, block, b0)
+            if a != b:
+                self._offer(b0, block.T, a0)
+            if self.top:
+                self._offer_pairs(block, a0, b0, a == b)
+            done += self.plan.cost((a, b))
+            if self.progress is not None:
+                self.progress(n_rows * done // total, n_rows)
+        if self.progress is not None and not pairs:
+            self.progress(n_rows, n_rows)
+        self._tile_cache.clear()
+        if self.observe is not None and hasattr(self.observe, "synchronize"):
+            self.observe.synchronize()
+        self._combine_ranks()
+        distances, indices = self._finish_rows()
+        pairs_found, pair_distances = self._finish_pairs()
+        return SearchResult(
+            distances=distances, indices=indices, error_bound=self.products.error_bound, scale=self.scale,
+            pairs=pairs_found, pair_distances=pair_distances,
+        )
+
+    def _tile(self, index: int) -> torch.Tensor:
+        """Prepared rows of a tile; the last two are kept (the loop is row-major)."""
+        if index not in self._tile_cache:
+            if len(self._tile_cache) >= 2:
+                self._tile_cache.pop(next(iter(self._tile_cache)))
+            self._tile_cache[index] = self.products.tile(*self.plan.tiles[index])
+        return self._tile_cache[index]
+
+    def _block(self, a: int, b: int) -> torch.Tensor:
+        """Masked ``(rows of a, rows of b)`` block of approximate squared distances."""
+        rows, columns = self.plan.tiles[a], self.plan.tiles[b]
+        block = self.products.block(self._tile(a), self._tile(b), rows, columns)
+        if a == b:
+            block.fill_diagonal_(float("inf"))
+        for lo, hi in self.plan.same_group_ranges(a, b):
+            block[lo - rows[0] : hi - rows[0], lo - columns[0] : hi - columns[0]] = float("inf")
+        if self.mask is not None:
+            self.mask(block, rows, columns)
+        return block
+
+    def _offer(self, lo: int, view: torch.Tensor, column_lo: int) -> None:
+        """Merge a block (rows at positions ``lo..``, columns at ``column_lo..``) into the
+        rows' running lists. Rows with a full list take only values below their largest
+        kept one (few, after the first tiles); the others take the block's smallest."""
+        n_rows, width = view.shape
+        largest = self.values[lo : lo + n_rows, -1]
+        fresh = torch.isinf(largest)
+        if fresh.any():
+            which = torch.nonzero(fresh).flatten()
+            values, columns = torch.topk(view[which], min(self.m, width), dim=1, largest=False, sorted=True)
+            self._merge_dense(lo + which, values, columns + column_lo)
+            if bool(fresh.all()):
+                return
+            largest = largest.masked_fill(fresh, -float("inf"))
+        rows, columns = torch.nonzero(view < largest[:, None], as_tuple=True)
+        if rows.numel():
+            self._merge_sparse(lo + rows, view[rows, columns], columns + column_lo)
+
+    def _merge_dense(self, rows: torch.Tensor, values: torch.Tensor, columns: torch.Tensor) -> None:
+        all_values = torch.cat([self.values[rows], values], dim=1)
+        all_columns = torch.cat([self.columns[rows], columns], dim=1)
+        kept, slots = torch.topk(all_values, self.m, dim=1, largest=False, sorted=True)
+        self.values[rows] = kept
+        self.columns[rows] = all_columns.gather(1, slots)
+
+    def _merge_sparse(self, rows: torch.Tensor, values: torch.Tensor, columns: torch.Tensor) -> None:
+        """Merge ``(P,)`` entries given as (row, value, column), rows ascending."""
+        unique, inverse, counts = torch.unique_consecutive(rows, return_inverse=True, return_counts=True)
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(rows.shape[0], device=rows.device) - starts[inverse]
+        width = int(counts.max())
+        dense_values = torch.full((unique.shape[0], width), float("inf"), dtype=values.dtype, device=values.device)
+        dense_columns = torch.full((unique.shape[0], width), -1, dtype=torch.int64, device=values.device)
+        dense_values[inverse, slot] = values
+        dense_columns[inverse, slot] = columns
+        self._merge_dense(unique, dense_values, dense_columns)
+
+    def _offer_pairs(self, block: torch.Tensor, row_lo: int, column_lo: int, diagonal: bool) -> None:
+        """Keep the block's pairs that may be among the ``top`` closest: within twice the
+        largest error of the ``top``-th smallest value seen so far (of this block, while
+        fewer than ``top`` pairs have been kept)."""
+        view = block
+        if diagonal:  # each unordered pair once: the upper triangle
+            upper = torch.ones(block.shape, dtype=torch.bool, device=block.device).triu_(1)
+            view = block.masked_fill(~upper, float("inf"))
+        limit = self.pair_limit
+        if math.isinf(limit):
+            n = min(self.top, view.numel())
+            largest = torch.topk(view.flatten(), n, largest=False, sorted=True).values[-1].item()
+            limit = largest + 2.0 * self.max_error if n == self.top else float("inf")
+        hits = view <= limit if math.isfinite(limit) else torch.isfinite(view)
+        rows, columns = torch.nonzero(hits, as_tuple=True)
+        if rows.numel():
+            self.pair_parts.append(
+                ((rows + row_lo).cpu().numpy(), (columns + column_lo).cpu().numpy(), view[rows, columns].cpu().numpy())
+            )
+            self.pair_count += int(rows.numel())
+        if self.pair_count >= self.top and (math.isinf(self.pair_limit) or self.pair_count > 4 * self.top + 4096):
+            self._prune_pairs()
+
+    def _prune_pairs(self) -> None:
+        rows, columns, values = (np.concatenate(part) for part in zip(*self.pair_parts))
+        if values.size >= self.top:
+            limit = float(np.partition(values, self.top - 1)[self.top - 1]) + 2.0 * self.max_error
+            self.pair_limit = min(self.pair_limit, limit)
+        keep = values <= self.pair_limit
+        self.pair_parts = [(rows[keep], columns[keep], values[keep])]
+        self.pair_count = int(keep.sum())
+
+    # ------------------------------------------------------------------ combining
+    def _combine_ranks(self) -> None:
+        if self.world == 1:
+            return
+        values = all_gather_concat(self.values, dim=1)
+        columns = all_gather_concat(self.columns, dim=1)
+        kept, slots = torch.topk(values, self.m, dim=1, largest=False, sorted=True)
+        self.values, self.columns = kept, columns.gather(1, slots)
+
+    def _own_rows(self) -> tuple[int, int]:
+        n_rows = self.source.n_rows
+        return self.rank * n_rows // self.world, (self.rank + 1) * n_rows // self.world
+
+    def _finish_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distances of each own row's candidates; the k smallest, ties to the
+        smaller position; every rank's rows combined."""
+        n_rows, k = self.source.n_rows, self.k
+        lo, hi = self._own_rows()
+        values = self.values[lo:hi].double()
+        threshold = values[:, k - 1] + 2.0 * self.error[lo:hi]
+        candidate = (torch.isfinite(values) & (values <= threshold[:, None])).cpu().numpy()
+        columns = self.columns[lo:hi].cpu().numpy()
+        exact = np.full(columns.shape, np.inf)
+        rows, slots = np.nonzero(candidate)
+        exact[rows, slots] = self.exact(rows + lo, columns[rows, slots])
+        distances, indices = _k_smallest(exact, np.where(candidate, columns, -1), k)
+        if self.m < n_rows - 1:  # a full list of candidates may hide more of them
+            overflow = np.flatnonzero(candidate[:, -1])
+            if overflow.size:
+                d, i = self._recompute_rows(overflow + lo, threshold[torch.from_numpy(overflow)].cpu().numpy())
+                distances[overflow], indices[overflow] = d, i
+        indices = np.where(np.isfinite(distances), indices, -1)
+        distances = np.sqrt(distances) / self.scale
+        all_distances = np.zeros((n_rows, k))
+        all_indices = np.zeros((n_rows, k), dtype=np.int64)
+        all_distances[lo:hi], all_indices[lo:hi] = distances, indices
+        if self.world > 1:
+            all_distances = all_reduce(torch.from_numpy(all_distances), "sum").numpy()
+            all_indices = all_reduce(torch.from_numpy(all_indices), "sum").numpy()
+        return all_distances, all_indices
+
+    def _recompute_rows(self, positions: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact k nearest of ``positions`` from every approximate value within their
+        ``thresholds``, recomputing the blocks of their tiles against all tiles."""
+        found_rows, found_columns = [], []
+        tile_of = np.array([self.plan.tile_of(int(p)) for p in positions])
+        for a in np.unique(tile_of).tolist():
+            mine = np.flatnonzero(tile_of == a)
+            local = torch.as_tensor(positions[mine] - self.plan.tiles[a][0], device=self.device)
+            limit = torch.as_tensor(thresholds[mine], device=self.device)[:, None]
+            for b in range(len(self.plan.tiles)):
+                if self.plan.skipped(min(a, b), max(a, b)):
+                    continue
+                block = self._block(a, b)[local]
+                rows, columns = torch.nonzero(block.double() <= limit, as_tuple=True)
+                found_rows.append(mine[rows.cpu().numpy()])
+                found_columns.append(columns.cpu().numpy() + self.plan.tiles[b][0])
+            self._tile_cache.clear()
+        rows, columns = np.concatenate(found_rows), np.concatenate(found_columns)
+        exact = self.exact(positions[rows], columns)
+        width = max(self.k, int(np.bincount(rows, minlength=positions.size).max()))
+        dense_exact = np.full((positions.size, width), np.inf)
+        dense_columns = np.full((positions.size, width), -1, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        rows, columns, exact = rows[order], columns[order], exact[order]
+        starts = np.searchsorted(rows, np.arange(positions.size))
+        slot = np.arange(rows.size) - starts[rows]
+        dense_exact[rows, slot], dense_columns[rows, slot] = exact, columns
+        return _k_smallest(dense_exact, dense_columns, self.k)
+
+    def _finish_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact distances of the candidate closest pairs of all ranks, ascending."""
+        if not self.top:
+            return np.empty((0, 2), dtype=np.int64), np.empty(0)
+        gathered = all_gather_objects(self.pair_parts)
+        parts = [part for rank_parts in gathered for part in rank_parts]
+        if not parts:
+            return np.empty((0, 2), dtype=np.int64), np.empty(0)
+        self.pair_parts, self.pair_limit = [tuple(np.concatenate(p) for p in zip(*parts))], float("inf")
+        self._prune_pairs()
+        rows, columns, _ = self.pair_parts[0]
+        distances = np.sqrt(self.exact(rows, columns)) / self.scale
+        order = np.lexsort((columns, rows, distances))
+        return np.stack([rows[order], columns[order]], axis=1), distances[order]
+
+
+def _k_smallest(values: np.ndarray, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest ``values`` of each row with their ``columns``, ties to the smaller
+    column (``-1`` and ``inf`` padding last)."""
+    if values.shape[1] < k:
+        pad = k - values.shape[1]
+        values = np.pad(values, ((0, 0), (0, pad)), constant_values=np.inf)
+        columns = np.pad(columns, ((0, 0), (0, pad)), constant_values=-1)
+    tie_key = np.where(columns < 0, np.iinfo(np.int64).max, columns)
+    order = np.lexsort((tie_key, values), axis=-1)[:, :k]
+    return np.take_along_axis(values, order, 1), np.take_along_axis(columns, order, 1)

@@ -1,0 +1,73 @@
+"""Exact (float64) squared distances of given pairs of rows, from coordinate differences.
+
+The difference of two float32 (or float64) coordinates is computed in float64, scaled by a
+power of two (exact) and squared, so near-duplicates keep their full relative precision,
+unlike the matrix-product identity. On the CPU the sums run in numpy, whose row sums do not
+depend on how many pairs a call holds: the same pair gives the same bits in every call,
+on every rank of a distributed run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .source import FeatureSource
+
+__all__ = ["ExactDistances"]
+
+#: Bytes of float64 differences formed at once, and the fewest pairs a chunk holds.
+_CHUNK_BYTES = 4 * 2**20
+_MIN_PAIRS = 32
+
+
+class ExactDistances:
+    """Float64 squared distances ``‖scale · (x_i − x_j)‖²`` between rows of ``source``.
+
+    Args:
+        source: the rows, addressed by position.
+        scale: the power of two of the search (:func:`~.neighbors.feature_scale`).
+        device: where the pairs are measured; on CUDA the rows are copied to the GPU when
+            they take at most ``resident_bytes``, else they are measured on the CPU.
+    """
+
+    def __init__(self, source: FeatureSource, scale: float, device: torch.device, resident_bytes: int = 0):
+        self.source = source
+        self.scale = scale
+        self.device = device
+        self.on_device = None
+        itemsize = np.dtype(source.dtype).itemsize
+        if device.type != "cpu" and source.n_rows * source.n_features * itemsize <= resident_bytes:
+            self.on_device = torch.empty((source.n_rows, source.n_features), dtype=torch.from_numpy(np.empty(0, source.dtype)).dtype, device=device)
+            for lo, hi, rows in source.chunks():
+                self.on_device[lo:hi] = torch.from_numpy(rows).to(device)
+
+    def __call__(self, rows, columns) -> np.ndarray:
+        """``(P,)`` float64 squared distances (scaled units) of the position pairs
+        ``(rows[p], columns[p])``."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        columns = np.asarray(columns, dtype=np.int64).ravel()
+        if self.on_device is not None:
+            return self._on_device(rows, columns)
+        out = np.empty(rows.shape[0])
+        chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * self.source.n_features))
+        for lo in range(0, rows.shape[0], chunk):
+            hi = min(rows.shape[0], lo + chunk)
+            difference = self.source.take(rows[lo:hi]).astype(np.float64)
+            difference -= self.source.take(columns[lo:hi])
+            difference *= self.scale
+            out[lo:hi] = np.einsum("ij,ij->i", difference, difference)
+        return out
+
+    def _on_device(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        data = self.on_device
+        out = torch.empty(rows.shape[0], dtype=torch.float64, device=self.device)
+        chunk = max(_MIN_PAIRS, 16 * _CHUNK_BYTES // (8 * data.shape[1]))
+        rows_t = torch.from_numpy(rows).to(self.device)
+        columns_t = torch.from_numpy(columns).to(self.device)
+        for lo in range(0, rows.shape[0], chunk):
+            hi = min(rows.shape[0], lo + chunk)
+            difference = data[rows_t[lo:hi]].double() - data[columns_t[lo:hi]].double()
+            difference.mul_(self.scale)
+            out[lo:hi] = (difference * difference).sum(dim=1)
+        return out.cpu().numpy()

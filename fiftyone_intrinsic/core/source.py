@@ -1,0 +1,88 @@
+"""Row access to an ``(N, D)`` feature matrix held in memory or on disk.
+
+The exact search never copies the whole matrix: it reads row ranges (tiles) and single
+rows through a :class:`FeatureSource`, which may wrap a ``numpy.memmap`` on local or shared
+storage. Pages of a memmap are file-backed, so reading them does not grow the process's
+anonymous memory; only the tiles converted for the arithmetic do.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["FeatureSource", "working_dtype"]
+
+#: Bytes of float64 values converted at once by the chunked passes over the data.
+CHUNK_BYTES = 4 * 2**20
+
+
+def working_dtype(dtype) -> type:
+    """``np.float32`` when every value of ``dtype`` is exactly a float32 (float32, float16,
+    bool, 8- and 16-bit integers), else ``np.float64``.
+
+    >>> working_dtype(np.uint8), working_dtype(np.int32)
+    (<class 'numpy.float32'>, <class 'numpy.float64'>)
+    """
+    dtype = np.dtype(dtype)
+    exact = dtype in (np.float32, np.float16, np.bool_) or (np.issubdtype(dtype, np.integer) and dtype.itemsize <= 2)
+    return np.float32 if exact else np.float64
+
+
+class FeatureSource:
+    """The rows ``data[rows]`` of a feature matrix, addressed by position.
+
+    Args:
+        data: ``(N, D)`` numeric numpy array or memmap (not copied).
+        rows (None): ``(M,)`` int64 row indices of ``data`` that the positions ``0..M-1``
+            stand for (a subset, or an order such as rows sorted by label); ``None``: all
+            rows in order.
+    """
+
+    def __init__(self, data: np.ndarray, rows: np.ndarray | None = None):
+        self.data = data
+        self.rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self.dtype = working_dtype(data.dtype)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.data.shape[0] if self.rows is None else self.rows.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.data.shape[1])
+
+    def original(self, positions: np.ndarray) -> np.ndarray:
+        """Row indices of ``data`` at ``positions`` (int64, same shape)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        return positions if self.rows is None else self.rows[positions]
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """``(hi − lo, D)`` rows at positions ``lo..hi`` in the working dtype."""
+        block = self.data[lo:hi] if self.rows is None else self.data[self.rows[lo:hi]]
+        return np.asarray(block).astype(self.dtype, copy=False)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """``(P, D)`` rows at ``positions`` in the working dtype."""
+        return np.asarray(self.data[self.original(positions)]).astype(self.dtype, copy=False)
+
+    def chunks(self, n_columns_f64: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(lo, hi, rows)`` over all positions, in chunks of about ``CHUNK_BYTES`` of
+        float64 values."""
+        width = max(1, n_columns_f64 or self.n_features)
+        step = max(1, CHUNK_BYTES // (8 * width))
+        for lo in range(0, self.n_rows, step):
+            hi = min(self.n_rows, lo + step)
+            yield lo, hi, self.read(lo, hi)
+
+    def peak_magnitude(self) -> float:
+        """``max |x|`` over the rows (0.0 when all are zero)."""
+        return max((float(np.max(np.abs(rows))) for _, _, rows in self.chunks()), default=0.0)
+
+    def mean(self, scale: float) -> np.ndarray:
+        """``(D,)`` float64 mean of ``scale · rows``, summed in chunks."""
+        total = np.zeros(self.n_features)
+        for _, _, rows in self.chunks():
+            total += (rows.astype(np.float64) * scale).sum(axis=0)
+        return total / self.n_rows
