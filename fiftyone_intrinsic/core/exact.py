@@ -16,9 +16,10 @@ from .source import FeatureSource
 
 __all__ = ["ExactDistances"]
 
-#: Bytes of float64 differences formed at once, and the fewest pairs a chunk holds.
-_CHUNK_BYTES = 4 * 2**20
-_MIN_PAIRS = 32
+#: Bytes of float64 differences formed at once (cache-sized: writing them to memory would
+#: cost more than the arithmetic), and the fewest pairs a chunk holds.
+_CHUNK_BYTES = 2**20
+_MIN_PAIRS = 8
 
 
 class ExactDistances:
@@ -49,15 +50,18 @@ class ExactDistances:
         columns = np.asarray(columns, dtype=np.int64).ravel()
         if self.on_device is not None:
             return self._on_device(rows, columns)
-        out = np.empty(rows.shape[0])
+        # a pair listed twice (each row among the other's neighbours) is measured once
+        n_rows = self.source.n_rows
+        keys, inverse = np.unique(np.minimum(rows, columns) * n_rows + np.maximum(rows, columns), return_inverse=True)
+        first, second = np.divmod(keys, n_rows)
+        out = np.empty(keys.shape[0])
         chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * self.source.n_features))
-        for lo in range(0, rows.shape[0], chunk):
-            hi = min(rows.shape[0], lo + chunk)
-            difference = self.source.take(rows[lo:hi]).astype(np.float64)
-            difference -= self.source.take(columns[lo:hi])
+        for lo in range(0, keys.shape[0], chunk):
+            hi = min(keys.shape[0], lo + chunk)
+            difference = np.subtract(self.source.take(first[lo:hi]), self.source.take(second[lo:hi]), dtype=np.float64)
             difference *= self.scale
             out[lo:hi] = np.einsum("ij,ij->i", difference, difference)
-        return out
+        return out[inverse.ravel()]
 
     def _on_device(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         data = self.on_device

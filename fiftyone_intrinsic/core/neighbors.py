@@ -25,7 +25,7 @@ import torch
 
 from .devices import resolve_device
 from .engine import BlockMask, BlockObserver, Progress, search
-from .products import error_bound_factor
+from .products import TileProducts
 from .source import CHUNK_BYTES, FeatureSource, working_dtype
 
 __all__ = [
@@ -168,8 +168,8 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     multipliers = _hash_multipliers(X.shape[1] * np.dtype(dtype).itemsize // 4)
     chunk = max(1, CHUNK_BYTES // (8 * max(1, X.shape[1])))
     for lo in range(0, n_rows, chunk):
-        words = _canonical_rows(X[lo : lo + chunk], dtype).view(np.uint32).astype(np.uint64)
-        for h in range(2):  # wraps modulo 2^64: a linear hash over the row's 32-bit words
+        words = _canonical_rows(X[lo : lo + chunk], dtype).view(np.uint32)
+        for h in range(2):  # a linear hash: 32-bit products (wrapping), summed in 64 bits
             hashes[h, lo : lo + words.shape[0]] = (words * multipliers[h]).sum(axis=1, dtype=np.uint64)
     order = np.lexsort((np.arange(n_rows), hashes[1], hashes[0]))
     same = (hashes[0, order[1:]] == hashes[0, order[:-1]]) & (hashes[1, order[1:]] == hashes[1, order[:-1]])
@@ -196,9 +196,9 @@ def _canonical_rows(rows: np.ndarray, dtype) -> np.ndarray:
 
 
 def _hash_multipliers(n_words: int) -> np.ndarray:
-    """``(2, n_words)`` fixed odd 64-bit multipliers of the two row hashes."""
+    """``(2, n_words)`` fixed odd 32-bit multipliers of the two row hashes."""
     rng = np.random.default_rng(0x5EED)
-    return rng.integers(0, 2**63, size=(2, n_words), dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    return rng.integers(0, 2**31, size=(2, n_words), dtype=np.uint32) * np.uint32(2) + np.uint32(1)
 
 
 def feature_scale(X) -> float:
@@ -297,10 +297,4 @@ def approximation_error_bound(X) -> np.ndarray:
     any other row, for the float32 matrix-product distances of :func:`nearest_neighbors`
     (which are distances of the scaled features ``feature_scale(X) · X``)."""
     source = FeatureSource(as_feature_matrix(X))
-    scale = feature_scale(source)
-    mean = source.mean(scale)
-    norms = np.concatenate([
-        np.einsum("ij,ij->i", centered, centered, dtype=np.float64)
-        for centered in ((rows.astype(np.float64) * scale - mean).astype(np.float32) for _, _, rows in source.chunks())
-    ])
-    return error_bound_factor(source.n_features) * (norms + norms.max())
+    return TileProducts(source, feature_scale(source), torch.device("cpu"), resident_bytes=0).error_bound

@@ -33,12 +33,43 @@ _PREPARE_ROWS_BYTES = 4 * 2**20
 
 def error_bound_factor(n_features: int, d_chunk: int = D_CHUNK) -> float:
     """``c`` such that ``|approximate − exact| ≤ c · (‖a‖² + ‖b‖²)`` for the squared
-    distance of two centred rows ``a, b``: γ for a float32 dot product of the summed
-    length (``d_chunk`` when split, plus one for the float64 sum of the chunks), a few
-    roundings for the norms, the float32 copy of the data and the combination, all
-    doubled for safety (docs/science.md §4)."""
+    distance of two centred rows ``a, b``.
+
+    One float32 product of length ``L + 2`` gives ``‖a‖² + ‖b‖² − 2a·b`` (the norms ride
+    along as two extra coordinates): its error is at most ``γ_{L+2} · 2(‖a‖² + ‖b‖²)``.
+    When D is split into chunks, ``L`` is ``d_chunk`` plus one for the float64 sum of the
+    chunks; otherwise ``L = D``. A few more unit roundoffs cover the float32 norms, the
+    float32 copy of the centred data and the final rounding; the whole is taken 1.5 times
+    for safety (docs/science.md §4)."""
     length = n_features if n_features <= 2 * d_chunk else d_chunk + 1
-    return 2.0 * (length + 12) * FLOAT32_UNIT_ROUNDOFF
+    return 1.5 * (2 * (length + 2) + 12) * FLOAT32_UNIT_ROUNDOFF
+
+
+class PreparedTile:
+    """The centred, scaled float32 rows of one tile, as the operands of its products.
+
+    Attributes:
+        left: ``(R, D + 2)`` rows ``[c, ‖c‖², 1]`` (unsplit), or ``(chunks, R, d_chunk)``
+            the chunks of ``c``, each contiguous (split).
+    """
+
+    def __init__(self, left: torch.Tensor, split: bool):
+        self.left = left
+        self.split = split
+        self._right = None
+
+    @property
+    def right(self) -> torch.Tensor:
+        """``(R, D + 2)`` rows ``[−2c, 1, ‖c‖²]``: ``left_a · right_bᵀ = ‖a‖² + ‖b‖² − 2a·b``."""
+        if self.split:
+            return self.left
+        if self._right is None:
+            right = torch.empty_like(self.left)
+            torch.mul(self.left[:, :-2], -2.0, out=right[:, :-2])  # exact: a power of two
+            right[:, -2] = 1.0
+            right[:, -1] = self.left[:, -2]
+            self._right = right
+        return self._right
 
 
 class TileProducts:
@@ -65,58 +96,88 @@ class TileProducts:
         self.device = device
         self.d_chunk = d_chunk
         n_rows, n_features = source.n_rows, source.n_features
-        self.mean = source.mean(scale)
         self.split = n_features > 2 * d_chunk
-        resident = n_rows * n_features * 4 <= resident_bytes
-        self.resident = torch.empty((n_rows, n_features), dtype=torch.float32, device=device) if resident else None
+        self.n_chunks = -(-n_features // d_chunk) if self.split else 1
+        # any common shift leaves distances unchanged: a float32 mean rounds each centred
+        # coordinate once, like a float64 one
+        self.mean = source.mean(scale)
+        self._mean32 = self.mean.astype(np.float32)
         norms = np.empty(n_rows)
-        step = max(1, _PREPARE_ROWS_BYTES // (8 * n_features))
+        resident = self.tile_bytes(n_rows) <= resident_bytes
+        self.resident = None
+        if resident:
+            shape = (self.n_chunks, n_rows, d_chunk) if self.split else (n_rows, n_features + 2)
+            self.resident = torch.zeros(shape, dtype=torch.float32, device=device)
+        step = max(1, _PREPARE_ROWS_BYTES // (4 * n_features))
         for lo in range(0, n_rows, step):
             hi = min(n_rows, lo + step)
-            rows = self._prepare(lo, hi)
-            norms[lo:hi] = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+            centered = self._centered(lo, hi)
+            norms[lo:hi] = np.einsum("ij,ij->i", centered, centered, dtype=np.float64)
             if resident:
-                self.resident[lo:hi] = torch.from_numpy(rows).to(device)
+                self._store(self.resident, lo, hi, centered, norms[lo:hi])
         self.norms = norms
         self._norms64 = torch.from_numpy(norms).to(device)
-        self._norms32 = self._norms64.float()
         self.error_bound = error_bound_factor(n_features, d_chunk) * (norms + (norms.max() if n_rows else 0.0))
+
+    def tile_bytes(self, n_rows: int) -> int:
+        """Bytes of the prepared rows of ``n_rows`` rows."""
+        width = self.n_chunks * self.d_chunk if self.split else self.source.n_features + 2
+        return n_rows * width * 4
 
     @property
     def bytes_resident(self) -> int:
         return 0 if self.resident is None else self.resident.numel() * 4
 
-    def _prepare(self, lo: int, hi: int) -> np.ndarray:
-        """``(hi − lo, D)`` float32 ``scale · x − mean`` (rounded once, from float64)."""
-        out = np.empty((hi - lo, self.source.n_features), dtype=np.float32)
-        step = max(1, _PREPARE_ROWS_BYTES // (8 * self.source.n_features))
-        for at in range(lo, hi, step):
-            rows = self.source.read(at, min(hi, at + step)).astype(np.float64)
-            rows *= self.scale
-            rows -= self.mean
-            out[at - lo : at - lo + rows.shape[0]] = rows
-        return out
+    def _centered(self, lo: int, hi: int) -> np.ndarray:
+        """``(hi − lo, D)`` float32 ``scale · x − mean``, each value rounded once."""
+        rows = self.source.read(lo, hi)
+        if rows.dtype == np.float32:
+            out = rows * np.float32(self.scale)  # exact: a power of two
+            out -= self._mean32
+            return out
+        out = rows * self.scale
+        out -= self.mean
+        return out.astype(np.float32)
 
-    def tile(self, lo: int, hi: int) -> torch.Tensor:
-        """``(hi − lo, D)`` prepared float32 rows on the device."""
+    def _store(self, target: torch.Tensor, lo: int, hi: int, centered: np.ndarray, norms: np.ndarray) -> None:
+        """Write prepared rows ``lo..hi`` (relative to ``target``) in the operand layout."""
+        values = torch.from_numpy(centered).to(self.device)
+        if self.split:
+            n_features = centered.shape[1]
+            for chunk in range(self.n_chunks):
+                c0, c1 = chunk * self.d_chunk, min(n_features, (chunk + 1) * self.d_chunk)
+                target[chunk, lo:hi, : c1 - c0] = values[:, c0:c1]
+            return
+        target[lo:hi, :-2] = values
+        target[lo:hi, -2] = torch.from_numpy(norms).to(self.device, torch.float32)
+        target[lo:hi, -1] = 1.0
+
+    def tile(self, lo: int, hi: int) -> PreparedTile:
+        """The prepared rows ``lo..hi`` on the device."""
         if self.resident is not None:
-            return self.resident[lo:hi]
-        return torch.from_numpy(self._prepare(lo, hi)).to(self.device)
+            return PreparedTile(self.resident[:, lo:hi] if self.split else self.resident[lo:hi], self.split)
+        shape = (self.n_chunks, hi - lo, self.d_chunk) if self.split else (hi - lo, self.source.n_features + 2)
+        target = torch.zeros(shape, dtype=torch.float32, device=self.device)
+        step = max(1, _PREPARE_ROWS_BYTES // (4 * self.source.n_features))
+        for at in range(lo, hi, step):
+            stop = min(hi, at + step)
+            self._store(target, at - lo, stop - lo, self._centered(at, stop), self.norms[at:stop])
+        return PreparedTile(target, self.split)
 
-    def block(self, rows: torch.Tensor, columns: torch.Tensor, row_range, column_range) -> torch.Tensor:
+    def block(self, rows: PreparedTile, columns: PreparedTile, row_range, column_range) -> torch.Tensor:
         """``(R, S)`` float32 approximate squared distances between the prepared ``rows``
         (positions ``row_range``) and ``columns`` (positions ``column_range``)."""
         (r0, r1), (c0, c1) = row_range, column_range
         out = torch.empty((r1 - r0, c1 - c0), dtype=torch.float32, device=self.device)
         if not self.split:
-            _matmul(rows, columns.T, out)
-            out.mul_(-2.0).add_(self._norms32[r0:r1, None]).add_(self._norms32[None, c0:c1])
-            return out
+            return _matmul(rows.left, columns.right.T, out)
         total = torch.zeros(out.shape, dtype=torch.float64, device=self.device)
-        n_features = rows.shape[1]
-        for lo in range(0, n_features, self.d_chunk):
-            hi = min(n_features, lo + self.d_chunk)
-            total.add_(_matmul(rows[:, lo:hi], columns[:, lo:hi].T, out))
+        for chunk in range(self.n_chunks):
+            _matmul(rows.left[chunk], columns.left[chunk].T, out)
+            if self.device.type == "cpu":  # numpy adds float32 into float64 8x faster than torch
+                np.add(total.numpy(), out.numpy(), out=total.numpy())
+            else:
+                total.add_(out)
         total.mul_(-2.0).add_(self._norms64[r0:r1, None]).add_(self._norms64[None, c0:c1])
         return out.copy_(total)
 

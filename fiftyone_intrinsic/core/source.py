@@ -84,5 +84,5 @@ class FeatureSource:
         """``(D,)`` float64 mean of ``scale · rows``, summed in chunks."""
         total = np.zeros(self.n_features)
         for _, _, rows in self.chunks():
-            total += (rows.astype(np.float64) * scale).sum(axis=0)
-        return total / self.n_rows
+            total += rows.sum(axis=0, dtype=np.float64)
+        return total * scale / self.n_rows
