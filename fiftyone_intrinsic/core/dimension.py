@@ -73,11 +73,16 @@ def intrinsic_dimension(
     seed: int = 0,
     duplicate_tolerance: float = 0.0,
     progress: Progress | None = None,
+    memory_budget: int | None = None,
 ) -> DimensionResult:
     """Estimate the intrinsic dimension of the rows of ``X``.
 
+    Under torch.distributed (a default process group, e.g. from ``torchrun``) the search
+    is shared between the ranks, and every rank returns the same result.
+
     Args:
-        X: ``(N, D)`` array or tensor, one flattened sample per row.
+        X: ``(N, D)`` array or tensor, one flattened sample per row; a ``numpy.memmap``
+            is read tile by tile, never copied whole.
         estimator ("mle"): a registered estimator: ``"mle"``, ``"mle_mg"`` or ``"twonn"``
             (see :mod:`fiftyone_intrinsic.core.estimators`).
         k (20): neighbours per point for the MLE estimators.
@@ -89,6 +94,9 @@ def intrinsic_dimension(
         duplicate_tolerance (0.0): merge samples closer than this (feature units) before
             estimating; 0 merges exact duplicates only.
         progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
+        memory_budget (None): bytes of working memory of the neighbour search (256 MiB
+            on the CPU, a quarter of the free GPU memory on CUDA; see
+            :func:`~fiftyone_intrinsic.core.neighbors.nearest_neighbors`).
 
     >>> rng = np.random.default_rng(0)
     >>> plane = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 50))
@@ -105,22 +113,24 @@ def intrinsic_dimension(
         duplicate_tolerance=duplicate_tolerance,
         device=None if device is None else str(device),
     )
-    return estimate_dimension(as_feature_matrix(X), settings, progress)
+    return estimate_dimension(as_feature_matrix(X), settings, progress, memory_budget)
 
 
 def estimate_dimension(
-    X: np.ndarray, settings: DimensionSettings, progress: Progress | None = None
+    X: np.ndarray, settings: DimensionSettings, progress: Progress | None = None, memory_budget: int | None = None
 ) -> DimensionResult:
     """:func:`intrinsic_dimension` with validated settings, on an ``(N, D)`` float matrix
     already checked by :func:`~fiftyone_intrinsic.core.neighbors.as_feature_matrix`."""
     estimator = get_estimator(settings.estimator)
     duplicates = find_duplicates(X)
-    distinct = X[duplicates.representatives]
+    distinct = duplicates.representatives  # row indices: the rows are never copied
     needed = settings.neighbors_needed
     _require_points(duplicates.n_distinct, duplicates.n_rows, needed, settings, "distinct")
-    kept, distinct_to_kept = _merge_near_duplicates(distinct, settings)
+    kept, distinct_to_kept = _merge_near_duplicates(X, distinct, settings, memory_budget)
     _require_points(kept.shape[0], duplicates.n_rows, needed, settings, "well-separated")
-    neighbors = nearest_neighbors(distinct[kept], needed, device=settings.device, progress=progress)
+    neighbors = nearest_neighbors(
+        X, needed, rows=distinct[kept], device=settings.device, progress=progress, memory_budget=memory_budget
+    )
     dimension, local_distinct, statistic = estimate_from_distances(
         neighbors.distances, settings.estimator, settings.discard_fraction
     )
@@ -152,9 +162,9 @@ def _require_points(n_points, n_rows, needed, settings, kind):
         )
 
 
-def _merge_near_duplicates(distinct: np.ndarray, settings: DimensionSettings):
-    """Merge rows within ``duplicate_tolerance`` (connected components of the "closer
-    than the tolerance" graph among each row's k nearest neighbours).
+def _merge_near_duplicates(X: np.ndarray, distinct: np.ndarray, settings: DimensionSettings, memory_budget=None):
+    """Merge the rows ``X[distinct]`` within ``duplicate_tolerance`` (connected components
+    of the "closer than the tolerance" graph among each row's k nearest neighbours).
 
     Returns:
         ``(kept, distinct_to_kept)``: ``(M,)`` indices of the kept rows (the smallest
@@ -167,7 +177,7 @@ def _merge_near_duplicates(distinct: np.ndarray, settings: DimensionSettings):
     from scipy.sparse.csgraph import connected_components
 
     k = min(max(settings.k, 2), n_rows - 1)
-    found = nearest_neighbors(distinct, k, device=settings.device)
+    found = nearest_neighbors(X, k, rows=distinct, device=settings.device, memory_budget=memory_budget)
     close = found.distances <= settings.duplicate_tolerance
     rows = np.repeat(np.arange(n_rows), k)[close.ravel()]
     graph = coo_matrix((np.ones(rows.size), (rows, found.indices[close])), shape=(n_rows, n_rows))

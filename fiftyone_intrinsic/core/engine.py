@@ -41,7 +41,7 @@ __all__ = ["SearchResult", "search", "default_memory_budget", "BlockMask", "Bloc
 #: recomputation of a row.
 EXTRA_CANDIDATES = 8
 #: Working memory of the search on the CPU when no budget is given.
-DEFAULT_CPU_BUDGET = 512 * 2**20
+DEFAULT_CPU_BUDGET = 256 * 2**20
 
 #: ``mask(block, rows, columns)`` sets to +inf, in place, the entries of the block of
 #: squared distances between positions ``rows = (lo, hi)`` and ``columns = (lo, hi)``
@@ -77,7 +77,7 @@ class SearchResult:
 
 
 def default_memory_budget(device: torch.device) -> int:
-    """512 MiB on the CPU; on a GPU a quarter of its free memory (at most 32 GiB)."""
+    """256 MiB on the CPU; on a GPU a quarter of its free memory (at most 32 GiB)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(min(free // 4, 32 * 2**30))
@@ -87,9 +87,10 @@ def default_memory_budget(device: torch.device) -> int:
 def tile_rows_for(n_rows: int, n_features: int, budget: int, resident: bool, split: bool) -> int:
     """Rows per tile so that one block and its temporaries (and, unless the prepared rows
     are resident, a row tile and a column tile) fit in ``budget`` bytes."""
-    per_entry = 4 + 4 + 1 + (12 if split else 0)  # block, a masked or gathered copy, a comparison
-    # the right operand of a column tile, and (streaming) two prepared tiles
-    per_row = 4 * (n_features + 2) * (1 if resident else 3)
+    per_entry = 12 + (12 if split else 0)  # the block, a gathered copy, comparisons, selections
+    # the right operand of a column tile; streaming, also the left operand of a row tile,
+    # the left one of the column tile while its right one is made, and slack
+    per_row = 4 * (n_features + 2) * (1 if resident else 4)
     tile = (-per_row + math.sqrt(per_row * per_row + 4 * per_entry * max(budget, 1))) / (2 * per_entry)
     return int(min(n_rows, max(64, tile)))
 
@@ -189,18 +190,22 @@ class _TiledSearch:
             pairs=pairs_found, pair_distances=pair_distances,
         )
 
-    def _tile(self, index: int) -> PreparedTile:
-        """Prepared rows of a tile; the last two are kept (the loop is row-major)."""
-        if index not in self._tile_cache:
+    def _operand(self, index: int, side: str) -> PreparedTile:
+        """The prepared rows of a tile as the ``"left"`` or ``"right"`` operand of its
+        blocks; the last two are kept (the loop is row-major: one left tile meets many
+        right ones)."""
+        key = (index, side)
+        if key not in self._tile_cache:
             if len(self._tile_cache) >= 2:
                 self._tile_cache.pop(next(iter(self._tile_cache)))
-            self._tile_cache[index] = self.products.tile(*self.plan.tiles[index])
-        return self._tile_cache[index]
+            tile = self.products.tile(*self.plan.tiles[index])
+            self._tile_cache[key] = tile if side == "left" else tile.as_right()
+        return self._tile_cache[key]
 
     def _block(self, a: int, b: int) -> torch.Tensor:
         """Masked ``(rows of a, rows of b)`` block of approximate squared distances."""
         rows, columns = self.plan.tiles[a], self.plan.tiles[b]
-        block = self.products.block(self._tile(a), self._tile(b), rows, columns)
+        block = self.products.block(self._operand(a, "left"), self._operand(b, "right"), rows, columns)
         if a == b:
             block.fill_diagonal_(float("inf"))
         for lo, hi in self.plan.same_group_ranges(a, b):
@@ -253,20 +258,22 @@ class _TiledSearch:
         """Keep the block's pairs that may be among the ``top`` closest: within twice the
         largest error of the ``top``-th smallest value seen so far (of this block, while
         fewer than ``top`` pairs have been kept)."""
-        view = block
-        if diagonal:  # each unordered pair once: the upper triangle
-            upper = torch.ones(block.shape, dtype=torch.bool, device=block.device).triu_(1)
-            view = block.masked_fill(~upper, float("inf"))
         limit = self.pair_limit
         if math.isinf(limit):
-            n = min(self.top, view.numel())
-            largest = torch.topk(view.flatten(), n, largest=False, sorted=True).values[-1].item()
-            limit = largest + 2.0 * self.max_error if n == self.top else float("inf")
-        hits = view <= limit if math.isfinite(limit) else torch.isfinite(view)
-        rows, columns = torch.nonzero(hits, as_tuple=True)
+            # a diagonal block holds each pair twice, as two values within 2·error of each
+            # other: its 2·top smallest values cover at least top pairs
+            wanted = self.top * (2 if diagonal else 1)
+            n = min(wanted, block.numel())
+            largest = torch.topk(block.flatten(), n, largest=False, sorted=True).values[-1].item()
+            margin = (4.0 if diagonal else 2.0) * self.max_error
+            limit = largest + margin if n == wanted else float("inf")
+        rows, columns = _below(block, torch.full((block.shape[0],), limit, device=block.device), False, inclusive=True)
+        if diagonal:  # each unordered pair once: the upper triangle
+            upper = rows < columns
+            rows, columns = rows[upper], columns[upper]
         if rows.numel():
             self.pair_parts.append(
-                ((rows + row_lo).cpu().numpy(), (columns + column_lo).cpu().numpy(), view[rows, columns].cpu().numpy())
+                ((rows + row_lo).cpu().numpy(), (columns + column_lo).cpu().numpy(), block[rows, columns].cpu().numpy())
             )
             self.pair_count += int(rows.numel())
         if self.pair_count >= self.top and (math.isinf(self.pair_limit) or self.pair_count > 4 * self.top + 4096):
@@ -367,16 +374,21 @@ class _TiledSearch:
         return np.stack([rows[order], columns[order]], axis=1), distances[order]
 
 
-def _below(block: torch.Tensor, limits: torch.Tensor, transposed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(rows, columns)`` of the entries of ``block`` (or of ``block.T``) below their
-    row's limit, ordered by row. On the CPU numpy's comparison and ``flatnonzero`` are
-    three times faster than torch's ``nonzero``, and work on the block's own layout."""
+def _below(block: torch.Tensor, limits: torch.Tensor, transposed: bool, inclusive: bool = False):
+    """``(rows, columns)`` of the finite entries of ``block`` (or of ``block.T``) below
+    (or with ``inclusive`` at most) their row's limit, ordered by row. On the CPU numpy's
+    comparison and ``flatnonzero`` are three times faster than torch's ``nonzero``, and
+    work on the block's own layout."""
+    compare = np.less_equal if inclusive else np.less
     if block.device.type != "cpu":
         view = block.T if transposed else block
-        return torch.nonzero(view < limits[:, None], as_tuple=True)
+        hits = (view <= limits[:, None]) if inclusive else (view < limits[:, None])
+        return torch.nonzero(hits & torch.isfinite(view), as_tuple=True)
     values, width = block.numpy(), block.shape[1]
     limit = limits.numpy()
-    flat = np.flatnonzero(values < (limit[None, :] if transposed else limit[:, None]))
+    if inclusive and np.isinf(limit).any():  # inf <= inf: keep masked entries out
+        limit = np.where(np.isinf(limit), np.finfo(np.float32).max, limit)
+    flat = np.flatnonzero(compare(values, limit[None, :] if transposed else limit[:, None]))
     rows, columns = np.divmod(flat, width)
     if transposed:
         order = np.argsort(columns, kind="stable")

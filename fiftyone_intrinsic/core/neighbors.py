@@ -262,7 +262,7 @@ def nearest_neighbors(
             thousand small classes cost about what two do.
         rows (None): ``(M,)`` row indices of X to search among, in the order that defines
             the positions (a subset, or X sorted by label); ``None``: all rows.
-        memory_budget (None): bytes of working memory beyond X: 512 MiB on the CPU, a
+        memory_budget (None): bytes of working memory beyond X: 256 MiB on the CPU, a
             quarter of the free memory on a GPU. A prepared float32 copy of the rows is
             kept when it fits in half of it; else tiles are prepared as they are used.
         tile_rows (None): rows per tile (default: the most the budget allows).

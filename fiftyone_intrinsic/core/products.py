@@ -49,27 +49,25 @@ class PreparedTile:
     """The centred, scaled float32 rows of one tile, as the operands of its products.
 
     Attributes:
-        left: ``(R, D + 2)`` rows ``[c, ‖c‖², 1]`` (unsplit), or ``(chunks, R, d_chunk)``
-            the chunks of ``c``, each contiguous (split).
+        left: ``(R, D + 2)`` rows ``[c, ‖c‖², 1]`` (unsplit; :meth:`as_right` gives the
+            right operand), or ``(chunks, R, d_chunk)`` the chunks of ``c``, each
+            contiguous (split).
     """
 
     def __init__(self, left: torch.Tensor, split: bool):
         self.left = left
         self.split = split
-        self._right = None
 
-    @property
-    def right(self) -> torch.Tensor:
-        """``(R, D + 2)`` rows ``[−2c, 1, ‖c‖²]``: ``left_a · right_bᵀ = ‖a‖² + ‖b‖² − 2a·b``."""
+    def as_right(self) -> "PreparedTile":
+        """The same rows as the right operand: ``(R, D + 2)`` rows ``[−2c, 1, ‖c‖²]``, so
+        that ``left_a · right_bᵀ = ‖a‖² + ‖b‖² − 2a·b`` (split: the chunks themselves)."""
         if self.split:
-            return self.left
-        if self._right is None:
-            right = torch.empty_like(self.left)
-            torch.mul(self.left[:, :-2], -2.0, out=right[:, :-2])  # exact: a power of two
-            right[:, -2] = 1.0
-            right[:, -1] = self.left[:, -2]
-            self._right = right
-        return self._right
+            return self
+        right = torch.empty_like(self.left)
+        torch.mul(self.left[:, :-2], -2.0, out=right[:, :-2])  # exact: a power of two
+        right[:, -2] = 1.0
+        right[:, -1] = self.left[:, -2]
+        return PreparedTile(right, self.split)
 
 
 class TileProducts:
@@ -166,11 +164,12 @@ class TileProducts:
 
     def block(self, rows: PreparedTile, columns: PreparedTile, row_range, column_range) -> torch.Tensor:
         """``(R, S)`` float32 approximate squared distances between the prepared ``rows``
-        (positions ``row_range``) and ``columns`` (positions ``column_range``)."""
+        (positions ``row_range``) and ``columns`` (positions ``column_range``, prepared by
+        :meth:`PreparedTile.as_right`)."""
         (r0, r1), (c0, c1) = row_range, column_range
         out = torch.empty((r1 - r0, c1 - c0), dtype=torch.float32, device=self.device)
         if not self.split:
-            return _matmul(rows.left, columns.right.T, out)
+            return _matmul(rows.left, columns.left.T, out)
         total = torch.zeros(out.shape, dtype=torch.float64, device=self.device)
         for chunk in range(self.n_chunks):
             _matmul(rows.left[chunk], columns.left[chunk].T, out)

@@ -89,15 +89,23 @@ def label_sharpness(
     top: int = 10,
     device=None,
     progress: Progress | None = None,
+    memory_budget: int | None = None,
 ) -> SharpnessResult:
     """Exact label sharpness K_F of the rows of ``X`` with their ``labels``.
 
+    Under torch.distributed (a default process group, e.g. from ``torchrun``) the pairs
+    are shared between the ranks, and every rank returns the same result.
+
     Args:
-        X: ``(N, D)`` array or tensor, one flattened sample per row.
+        X: ``(N, D)`` array or tensor, one flattened sample per row; a ``numpy.memmap``
+            is read tile by tile, never copied whole.
         labels: ``N`` labels (strings or integers), at least two distinct.
         top (10): the number of sharpest pairs to return.
         device (None): torch device; CUDA when present, else the CPU.
         progress (None): ``progress(rows_done, rows_total)`` during the search.
+        memory_budget (None): bytes of working memory of the search (256 MiB on the CPU,
+            a quarter of the free GPU memory on CUDA; see
+            :func:`~fiftyone_intrinsic.core.neighbors.nearest_neighbors`).
 
     >>> X = np.array([[0.0], [1.0], [3.0], [3.0]])
     >>> result = label_sharpness(X, ["a", "a", "b", "a"], device="cpu")
@@ -109,7 +117,7 @@ def label_sharpness(
     settings = SharpnessSettings(top=top, device=None if device is None else str(device))
     X = as_feature_matrix(X)
     codes, classes = encode_labels(labels, X.shape[0])
-    return measure_sharpness(X, codes, classes, settings, progress)
+    return measure_sharpness(X, codes, classes, settings, progress, memory_budget)
 
 
 def encode_labels(labels, n_rows: int) -> tuple[np.ndarray, list]:

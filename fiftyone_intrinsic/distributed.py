@@ -1,0 +1,139 @@
+"""Exact d_data and K_F on many processes: the torchrun entry point.
+
+One node, G GPUs (NCCL)::
+
+    torchrun --nproc-per-node G -m fiftyone_intrinsic.distributed \\
+        --features features.npy --labels labels.npy --dimension --sharpness --out result.json
+
+CPUs only (gloo), or several nodes (any torchrun launcher, e.g. under SLURM ``srun``)::
+
+    torchrun --nnodes 4 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+        -m fiftyone_intrinsic.distributed --features /shared/features.npy ...
+
+``features.npy`` is an ``(N, D)`` array on storage every rank can read; each rank maps it
+(``numpy.load(..., mmap_mode="r")``) and reads only the tiles it computes. The ranks share
+the pairs of tiles (:mod:`fiftyone_intrinsic.core.engine`) and combine their findings with
+c10d collectives, so every rank holds the same exact result; rank 0 alone writes ``--out``
+(JSON). Without torchrun the same command runs on one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .core.collectives import rank_and_world
+from .core.devices import resolve_device
+
+__all__ = ["main", "run"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fiftyone_intrinsic.distributed",
+        description="Exact intrinsic dimension and label sharpness of a .npy feature matrix, "
+        "shared between the ranks of a torchrun job.",
+    )
+    parser.add_argument("--features", required=True, type=Path, help="(N, D) .npy array, read as a memmap")
+    parser.add_argument("--labels", type=Path, help="(N,) .npy labels (needed by --sharpness)")
+    parser.add_argument("--dimension", action="store_true", help="estimate the intrinsic dimension")
+    parser.add_argument("--sharpness", action="store_true", help="measure the label sharpness K_F")
+    parser.add_argument("--estimator", default="mle", help="dimension estimator (default mle)")
+    parser.add_argument("--k", type=int, default=20, help="neighbours of the MLE estimators (default 20)")
+    parser.add_argument("--top", type=int, default=10, help="sharpest pairs to report (default 10)")
+    parser.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    parser.add_argument("--memory-budget-mib", type=float, default=None,
+                        help="working memory of the search per rank, MiB (default 256 on CPU)")
+    parser.add_argument("--out", type=Path, help="JSON written by rank 0")
+    parser.add_argument("--per-rank", type=Path, help="folder: every rank writes rank<R>.npz (for checks)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    if not (args.dimension or args.sharpness):
+        print("Nothing to do: add --dimension and/or --sharpness.", file=sys.stderr)
+        return 2
+    if args.sharpness and args.labels is None:
+        print("--sharpness needs --labels (an (N,) .npy array).", file=sys.stderr)
+        return 2
+    device = _start(args.device)
+    try:
+        summary, arrays = run(args, device)
+        rank, _ = rank_and_world()
+        if rank == 0 and args.out is not None:
+            args.out.write_text(json.dumps(summary, indent=2))
+        if args.per_rank is not None:
+            args.per_rank.mkdir(parents=True, exist_ok=True)
+            np.savez(args.per_rank / f"rank{rank}.npz", **arrays)
+        if rank == 0:
+            print(json.dumps(summary, indent=2))
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+def _start(device_name):
+    """Join the torchrun process group (gloo on CPUs, NCCL on GPUs) and pick the device."""
+    device = resolve_device(device_name)
+    if "WORLD_SIZE" in os.environ and not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def run(args, device):
+    """The measures asked for: a JSON-able summary and the per-row arrays."""
+    from .core.dimension import intrinsic_dimension
+    from .core.sharpness import label_sharpness
+
+    X = np.load(args.features, mmap_mode="r")
+    budget = None if args.memory_budget_mib is None else int(args.memory_budget_mib * 2**20)
+    rank, world = rank_and_world()
+    summary = {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]), "world_size": world, "device": str(device)}
+    arrays = {"rank": np.array(rank), "world_size": np.array(world)}
+    if args.dimension:
+        blocks = []
+        result = intrinsic_dimension(
+            X, estimator=args.estimator, k=args.k, device=device, memory_budget=budget,
+            progress=lambda done, total: blocks.append(done),
+        )
+        summary["dimension"] = {
+            "estimator": result.estimator, "dimension": result.dimension, "ci_low": result.ci_low,
+            "ci_high": result.ci_high, "k": result.k, "n_duplicates": result.n_duplicates,
+        }
+        arrays.update(dimension=np.array(result.dimension), local=result.local, dimension_blocks=np.array(len(blocks)))
+    if args.sharpness:
+        labels = np.load(args.labels, allow_pickle=False)
+        blocks = []
+        result = label_sharpness(
+            X, labels, top=args.top, device=device, memory_budget=budget,
+            progress=lambda done, total: blocks.append(done),
+        )
+        summary["sharpness"] = {
+            "k_f": result.k_f, "min_distance": result.min_distance,
+            "pairs": [[p.i, p.j, p.distance] for p in result.pairs],
+            "conflicting_duplicates": [list(pair) for pair in result.conflicting_duplicates],
+            "n_duplicates": result.n_duplicates,
+        }
+        arrays.update(
+            k_f=np.array(result.k_f), pairs=np.array([[p.i, p.j] for p in result.pairs]).reshape(-1, 2),
+            pair_distances=np.array([p.distance for p in result.pairs]),
+            nearest_distance=result.nearest_distance, nearest_index=result.nearest_index,
+            class_min_distance=result.class_min_distance, sharpness_blocks=np.array(len(blocks)),
+        )
+    return summary, arrays
+
+
+if __name__ == "__main__":
+    sys.exit(main())
