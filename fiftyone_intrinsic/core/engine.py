@@ -31,7 +31,7 @@ import torch
 from .collectives import agree_on_min, all_gather_concat, all_gather_objects, all_reduce, rank_and_world
 from .devices import exact_float32_matmul
 from .exact import ExactDistances
-from .products import PreparedTile, TileProducts
+from .products import D_CHUNK, PreparedTile, TileProducts
 from .source import FeatureSource
 from .tiles import plan_tiles
 
@@ -40,8 +40,10 @@ __all__ = ["SearchResult", "search", "default_memory_budget", "BlockMask", "Bloc
 #: Approximate neighbours kept per row beyond k, so that near-ties rarely need the slower
 #: recomputation of a row.
 EXTRA_CANDIDATES = 8
-#: Working memory of the search on the CPU when no budget is given.
+#: Working memory of the search on the CPU when no budget is given: for a memmap, and the
+#: least for data in memory (which may use up to twice its prepared copy, at most 4 GiB).
 DEFAULT_CPU_BUDGET = 256 * 2**20
+MAX_DEFAULT_CPU_BUDGET = 4 * 2**30
 
 #: ``mask(block, rows, columns)`` sets to +inf, in place, the entries of the block of
 #: squared distances between positions ``rows = (lo, hi)`` and ``columns = (lo, hi)``
@@ -76,21 +78,27 @@ class SearchResult:
     pair_distances: np.ndarray
 
 
-def default_memory_budget(device: torch.device) -> int:
-    """256 MiB on the CPU; on a GPU a quarter of its free memory (at most 32 GiB)."""
+def default_memory_budget(device: torch.device, source: FeatureSource | None = None) -> int:
+    """On a GPU, a quarter of its free memory (at most 32 GiB). On the CPU, 256 MiB for a
+    memmap (out-of-core data stays out of core); for data already in memory, enough to
+    keep one prepared float32 copy beside the tiles (twice its size, 256 MiB to 4 GiB)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(min(free // 4, 32 * 2**30))
-    return DEFAULT_CPU_BUDGET
+    if source is None or isinstance(source.data, np.memmap):
+        return DEFAULT_CPU_BUDGET
+    prepared = source.n_rows * (source.n_features + D_CHUNK) * 4
+    return int(min(MAX_DEFAULT_CPU_BUDGET, max(DEFAULT_CPU_BUDGET, 2 * prepared)))
 
 
 def tile_rows_for(n_rows: int, n_features: int, budget: int, resident: bool, split: bool) -> int:
     """Rows per tile so that one block and its temporaries (and, unless the prepared rows
     are resident, a row tile and a column tile) fit in ``budget`` bytes."""
     per_entry = 12 + (12 if split else 0)  # the block, a gathered copy, comparisons, selections
-    # the right operand of a column tile; streaming, also the left operand of a row tile,
-    # the left one of the column tile while its right one is made, and slack
-    per_row = 4 * (n_features + 2) * (1 if resident else 4)
+    # the right operand of a column tile (split: the prepared rows themselves); streaming,
+    # also the left operand of a row tile, the left one of the column tile while its right
+    # one is made, and slack
+    per_row = 4 * (n_features + 2) * ((0 if split else 1) if resident else 4)
     tile = (-per_row + math.sqrt(per_row * per_row + 4 * per_entry * max(budget, 1))) / (2 * per_entry)
     return int(min(n_rows, max(64, tile)))
 
@@ -135,7 +143,7 @@ class _TiledSearch:
         self.rank, self.world = rank_and_world()
         if self.world > 1 and observe is not None and not hasattr(observe, "synchronize"):
             raise ValueError("Under torch.distributed an observer needs a synchronize() method.")
-        budget = memory_budget or default_memory_budget(device)
+        budget = memory_budget or default_memory_budget(device, source)
         if self.world > 1:
             budget = agree_on_min(budget)  # the tiles must be the same on every rank
         n_rows, n_features = source.n_rows, source.n_features

@@ -9,6 +9,8 @@ on every rank of a distributed run.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -37,6 +39,8 @@ class ExactDistances:
         self.scale = scale
         self.device = device
         self.on_device = None
+        self._reused = None
+        self._tensor = None
         itemsize = np.dtype(source.dtype).itemsize
         if device.type != "cpu" and source.n_rows * source.n_features * itemsize <= resident_bytes:
             self.on_device = torch.empty((source.n_rows, source.n_features), dtype=torch.from_numpy(np.empty(0, source.dtype)).dtype, device=device)
@@ -53,15 +57,48 @@ class ExactDistances:
         # a pair listed twice (each row among the other's neighbours) is measured once
         n_rows = self.source.n_rows
         keys, inverse = np.unique(np.minimum(rows, columns) * n_rows + np.maximum(rows, columns), return_inverse=True)
-        first, second = np.divmod(keys, n_rows)
+        first, second = (self.source.original(part) for part in np.divmod(keys, n_rows))
         out = np.empty(keys.shape[0])
-        chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * self.source.n_features))
+        n_features = self.source.n_features
+        chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
+        left, right, difference = self._buffers(min(chunk, max(1, keys.shape[0])))
+        data = self._data_tensor()
+        first, second = torch.from_numpy(first), torch.from_numpy(second)
+        # within 2^±400 the squares of unscaled differences can neither overflow nor
+        # underflow: the scale (a power of two, exact) multiplies the sums instead
+        scale_sums = 2.0**-400 <= self.scale <= 2.0**400
+        sums = difference.numpy()
         for lo in range(0, keys.shape[0], chunk):
-            hi = min(keys.shape[0], lo + chunk)
-            difference = np.subtract(self.source.take(first[lo:hi]), self.source.take(second[lo:hi]), dtype=np.float64)
-            difference *= self.scale
-            out[lo:hi] = np.einsum("ij,ij->i", difference, difference)
+            n = min(chunk, keys.shape[0] - lo)
+            # torch gathers and converts (several times faster than numpy here, and
+            # elementwise: the same bits on any thread count); numpy sums each row
+            torch.index_select(data, 0, first[lo : lo + n], out=left[:n])
+            torch.index_select(data, 0, second[lo : lo + n], out=right[:n])
+            difference[:n].copy_(left[:n]).sub_(right[:n])  # float64: exact
+            if not scale_sums:
+                difference[:n].mul_(self.scale)
+            np.einsum("ij,ij->i", sums[:n], sums[:n], out=out[lo : lo + n])
+        if scale_sums:
+            out *= self.scale * self.scale
         return out[inverse.ravel()]
+
+    def _data_tensor(self) -> torch.Tensor:
+        """The source's array as a CPU tensor sharing its memory (a memmap stays on disk)."""
+        if self._tensor is None:
+            with warnings.catch_warnings():  # a read-only memmap: never written to
+                warnings.simplefilter("ignore", UserWarning)
+                self._tensor = torch.from_numpy(np.asarray(self.source.data))
+        return self._tensor
+
+    def _buffers(self, n_pairs: int):
+        """Reused gather and difference buffers of at least ``n_pairs`` rows: fresh large
+        temporaries cost more in page faults than the arithmetic."""
+        if self._reused is None or self._reused[0].shape[0] < n_pairs:
+            shape = (n_pairs, self.source.n_features)
+            dtype = self._data_tensor().dtype
+            self._reused = (torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype),
+                            torch.empty(shape, dtype=torch.float64))
+        return self._reused
 
     def _on_device(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         data = self.on_device

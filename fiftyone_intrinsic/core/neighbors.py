@@ -132,10 +132,13 @@ def as_feature_matrix(X, name: str = "X") -> np.ndarray:
         array = array.astype(dtype, copy=False)
     if np.issubdtype(array.dtype, np.floating):
         step = max(1, CHUNK_BYTES // (8 * array.shape[1]))
+        # min and max propagate NaN and show inf: one fast pass; rows only when needed
         bad = np.concatenate([
-            lo + np.flatnonzero(~np.isfinite(array[lo : lo + step]).all(axis=1))
+            lo + np.flatnonzero(~np.isfinite(chunk).all(axis=1))
             for lo in range(0, array.shape[0], step)
-        ])
+            for chunk in (array[lo : lo + step],)
+            if not (np.isfinite(chunk.min()) and np.isfinite(chunk.max()))
+        ] or [np.empty(0, dtype=np.int64)])
         if bad.size:
             raise ValueError(
                 f"{name} has NaN or inf values in {bad.size} of {array.shape[0]} rows "
@@ -149,11 +152,12 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
 
     Rows are compared as bytes, never through distances: cancellation in a matrix product
     can turn a near-duplicate into distance 0 and an exact duplicate into a small positive
-    value. ``-0.0`` and ``0.0`` count as equal. Rows are hashed in chunks (two 64-bit
-    linear hashes of their words), and rows of equal hashes are compared byte for byte, so
-    memory stays at one chunk beyond ``O(N)``. Distinct rows are numbered in the order of
-    their hashes, a function of their content: the numbering does not depend on the row
-    order.
+    value. ``-0.0`` and ``0.0`` count as equal. Rows are first hashed on at most
+    ``_SAMPLED_WORDS`` evenly spaced 32-bit words (a fraction of a pass at high D); rows
+    whose sampled hashes agree are hashed on all their words, and rows whose full hashes
+    agree are compared byte for byte, in chunks: memory stays at one chunk beyond
+    ``O(N)``. Distinct rows are numbered in the order of their hashes, a function of their
+    content: the numbering does not depend on the row order.
 
     >>> groups = find_duplicates(np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0]]))
     >>> groups.n_duplicates, sorted(groups.representatives.tolist())
@@ -163,31 +167,76 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     """
     X = X if isinstance(X, np.memmap) else np.asarray(X)
     dtype = working_dtype(X.dtype)
-    n_rows = X.shape[0]
-    hashes = np.empty((2, n_rows), dtype=np.uint64)
-    multipliers = _hash_multipliers(X.shape[1] * np.dtype(dtype).itemsize // 4)
-    chunk = max(1, CHUNK_BYTES // (8 * max(1, X.shape[1])))
-    for lo in range(0, n_rows, chunk):
-        words = _canonical_rows(X[lo : lo + chunk], dtype).view(np.uint32)
-        for h in range(2):  # a linear hash: 32-bit products (wrapping), summed in 64 bits
-            hashes[h, lo : lo + words.shape[0]] = (words * multipliers[h]).sum(axis=1, dtype=np.uint64)
-    order = np.lexsort((np.arange(n_rows), hashes[1], hashes[0]))
-    same = (hashes[0, order[1:]] == hashes[0, order[:-1]]) & (hashes[1, order[1:]] == hashes[1, order[:-1]])
-    starts = np.flatnonzero(np.r_[True, ~same])
+    n_rows, n_features = X.shape
+    sampled = np.unique(np.linspace(0, n_features - 1, min(n_features, _SAMPLED_WORDS)).astype(np.int64))
+    first_hashes = _row_hashes(X, np.arange(n_rows), dtype, sampled)
     inverse = np.empty(n_rows, dtype=np.int64)
-    representatives = []
-    for first, last in zip(starts.tolist(), np.r_[starts[1:], n_rows].tolist()):
-        members = order[first:last]  # ascending row indices of one hash value
+    representatives: list[int] = []
+    for members in _equal_groups(first_hashes, np.arange(n_rows)):
         if members.size == 1:
             inverse[members[0]] = len(representatives)
-            representatives.append(members[0])
+            representatives.append(int(members[0]))
             continue
-        rows = _canonical_rows(X[members], dtype)
-        as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-        _, first_of, which = np.unique(as_bytes, return_index=True, return_inverse=True)
-        inverse[members] = len(representatives) + which.reshape(-1)
-        representatives.extend(members[first_of].tolist())
+        full = _row_hashes(X, members, dtype, None) if sampled.size < n_features else first_hashes[:, members]
+        for same in _equal_groups(full, members):
+            _number_identical_rows(X, same, dtype, inverse, representatives)
     return DuplicateGroups(inverse=inverse, representatives=np.asarray(representatives, dtype=np.int64))
+
+
+#: 32-bit words of a row that its first hash reads.
+_SAMPLED_WORDS = 1024
+
+
+def _row_hashes(X, rows: np.ndarray, dtype, columns) -> np.ndarray:
+    """``(2, len(rows))`` uint64 linear hashes (32-bit products and sums, wrapping) of the
+    canonical words of ``X[rows]``, over ``columns`` only (``None``: all), in chunks."""
+    n_words = (X.shape[1] if columns is None else columns.size) * np.dtype(dtype).itemsize // 4
+    multipliers = _hash_multipliers(n_words)
+    hashes = np.empty((2, rows.size), dtype=np.uint64)
+    chunk = max(1, CHUNK_BYTES // (8 * max(1, X.shape[1])))
+    contiguous = rows.size == X.shape[0]  # all rows, in order
+    for lo in range(0, rows.size, chunk):
+        block = X[lo : lo + chunk] if contiguous else X[rows[lo : lo + chunk]]
+        if columns is not None:
+            block = block[:, columns]
+        words = _canonical_rows(block, dtype).view(np.uint32).reshape(block.shape[0], -1)
+        for h in range(2):
+            hashes[h, lo : lo + words.shape[0]] = (words * multipliers[h]).sum(axis=1, dtype=np.uint32)
+    return hashes
+
+
+def _equal_groups(hashes: np.ndarray, rows: np.ndarray):
+    """The runs of ``rows`` with equal ``(2, R)`` hashes, ordered by hash, each ascending."""
+    order = np.lexsort((rows, hashes[1], hashes[0]))
+    same = (hashes[0, order[1:]] == hashes[0, order[:-1]]) & (hashes[1, order[1:]] == hashes[1, order[:-1]])
+    starts = np.flatnonzero(np.r_[True, ~same])
+    for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
+        yield rows[order[first:last]]
+
+
+def _number_identical_rows(X, members: np.ndarray, dtype, inverse: np.ndarray, representatives: list) -> None:
+    """Number the distinct rows among ``members`` (ascending; usually all identical):
+    each chunk is compared byte for byte with the distinct rows found so far."""
+    distinct: list[np.ndarray] = []  # canonical bytes of each distinct row met
+    ids: list[int] = []
+    chunk = max(1, CHUNK_BYTES // (8 * max(1, X.shape[1])))
+    for lo in range(0, members.size, chunk):
+        rows = members[lo : lo + chunk]
+        words = _canonical_rows(X[rows], dtype).view(np.uint32).reshape(rows.size, -1)
+        assigned = np.full(rows.size, -1, dtype=np.int64)
+        for reference, number in zip(distinct, ids):
+            match = (assigned < 0) & (words == reference).all(axis=1)
+            assigned[match] = number
+        for at in np.flatnonzero(assigned < 0).tolist():  # new content (rare: a collision)
+            if assigned[at] >= 0:
+                continue
+            same = (assigned < 0) & (words == words[at]).all(axis=1)
+            number = len(representatives)
+            representatives.append(int(rows[at]))
+            distinct.append(words[at].copy())
+            ids.append(number)
+            assigned[same] = number
+        inverse[rows] = assigned
 
 
 def _canonical_rows(rows: np.ndarray, dtype) -> np.ndarray:
@@ -262,9 +311,10 @@ def nearest_neighbors(
             thousand small classes cost about what two do.
         rows (None): ``(M,)`` row indices of X to search among, in the order that defines
             the positions (a subset, or X sorted by label); ``None``: all rows.
-        memory_budget (None): bytes of working memory beyond X: 256 MiB on the CPU, a
-            quarter of the free memory on a GPU. A prepared float32 copy of the rows is
-            kept when it fits in half of it; else tiles are prepared as they are used.
+        memory_budget (None): bytes of working memory beyond X. By default 256 MiB for a
+            memmap, twice the prepared float32 copy (256 MiB to 4 GiB) for data in
+            memory, a quarter of the free memory on a GPU. The prepared copy is kept when
+            it fits in half of the budget; else tiles are prepared as they are used.
         tile_rows (None): rows per tile (default: the most the budget allows).
         progress (None): called as ``progress(done, M)`` after each block.
 

@@ -29,6 +29,8 @@ FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 D_CHUNK = 2048
 #: Rows prepared (centred, scaled, rounded to float32) at once.
 _PREPARE_ROWS_BYTES = 4 * 2**20
+#: Rows (evenly spaced) whose mean centres the data.
+_MEAN_ROWS = 512
 
 
 def error_bound_factor(n_features: int, d_chunk: int = D_CHUNK) -> float:
@@ -50,8 +52,8 @@ class PreparedTile:
 
     Attributes:
         left: ``(R, D + 2)`` rows ``[c, ‖c‖², 1]`` (unsplit; :meth:`as_right` gives the
-            right operand), or ``(chunks, R, d_chunk)`` the chunks of ``c``, each
-            contiguous (split).
+            right operand), or ``(R, D)`` the rows ``c`` (split: the product runs over
+            column slices of ``d_chunk`` features; BLAS takes them strided at full speed).
     """
 
     def __init__(self, left: torch.Tensor, split: bool):
@@ -95,23 +97,25 @@ class TileProducts:
         self.d_chunk = d_chunk
         n_rows, n_features = source.n_rows, source.n_features
         self.split = n_features > 2 * d_chunk
-        self.n_chunks = -(-n_features // d_chunk) if self.split else 1
-        # any common shift leaves distances unchanged: a float32 mean rounds each centred
-        # coordinate once, like a float64 one
-        self.mean = source.mean(scale)
+        # any common shift leaves distances unchanged: the mean of a sample of rows
+        # shrinks the norms (and the bound) about as well as the full mean, for a
+        # fraction of a pass; a float32 one rounds each centred coordinate once
+        self.mean = source.mean(scale, max_rows=_MEAN_ROWS)
         self._mean32 = self.mean.astype(np.float32)
         norms = np.empty(n_rows)
         resident = self.tile_bytes(n_rows) <= resident_bytes
         self.resident = None
         if resident:
-            shape = (self.n_chunks, n_rows, d_chunk) if self.split else (n_rows, n_features + 2)
-            self.resident = torch.zeros(shape, dtype=torch.float32, device=device)
+            shape = (n_rows, n_features if self.split else n_features + 2)
+            self.resident = torch.empty(shape, dtype=torch.float32, device=device)
         step = max(1, _PREPARE_ROWS_BYTES // (4 * n_features))
+        # on the CPU the centred rows of a split product are written in place
+        in_place = resident and self.split and device.type == "cpu"
         for lo in range(0, n_rows, step):
             hi = min(n_rows, lo + step)
-            centered = self._centered(lo, hi)
-            norms[lo:hi] = np.einsum("ij,ij->i", centered, centered, dtype=np.float64)
-            if resident:
+            centered = self._centered(lo, hi, self.resident[lo:hi].numpy() if in_place else None)
+            norms[lo:hi] = _squared_norms(centered, d_chunk)
+            if resident and not in_place:
                 self._store(self.resident, lo, hi, centered, norms[lo:hi])
         self.norms = norms
         self._norms64 = torch.from_numpy(norms).to(device)
@@ -119,32 +123,32 @@ class TileProducts:
 
     def tile_bytes(self, n_rows: int) -> int:
         """Bytes of the prepared rows of ``n_rows`` rows."""
-        width = self.n_chunks * self.d_chunk if self.split else self.source.n_features + 2
-        return n_rows * width * 4
+        return n_rows * (self.source.n_features + (0 if self.split else 2)) * 4
 
     @property
     def bytes_resident(self) -> int:
         return 0 if self.resident is None else self.resident.numel() * 4
 
-    def _centered(self, lo: int, hi: int) -> np.ndarray:
-        """``(hi − lo, D)`` float32 ``scale · x − mean``, each value rounded once."""
+    def _centered(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
+        """``(hi − lo, D)`` float32 ``scale · x − mean``, each value rounded once (into
+        ``out`` when given)."""
         rows = self.source.read(lo, hi)
         if rows.dtype == np.float32:
-            out = rows * np.float32(self.scale)  # exact: a power of two
+            out = np.multiply(rows, np.float32(self.scale), out=out)  # exact: a power of two
             out -= self._mean32
             return out
-        out = rows * self.scale
-        out -= self.mean
-        return out.astype(np.float32)
+        centered = rows * self.scale
+        centered -= self.mean
+        if out is None:
+            return centered.astype(np.float32)
+        out[...] = centered
+        return out
 
     def _store(self, target: torch.Tensor, lo: int, hi: int, centered: np.ndarray, norms: np.ndarray) -> None:
         """Write prepared rows ``lo..hi`` (relative to ``target``) in the operand layout."""
         values = torch.from_numpy(centered).to(self.device)
         if self.split:
-            n_features = centered.shape[1]
-            for chunk in range(self.n_chunks):
-                c0, c1 = chunk * self.d_chunk, min(n_features, (chunk + 1) * self.d_chunk)
-                target[chunk, lo:hi, : c1 - c0] = values[:, c0:c1]
+            target[lo:hi] = values
             return
         target[lo:hi, :-2] = values
         target[lo:hi, -2] = torch.from_numpy(norms).to(self.device, torch.float32)
@@ -153,9 +157,9 @@ class TileProducts:
     def tile(self, lo: int, hi: int) -> PreparedTile:
         """The prepared rows ``lo..hi`` on the device."""
         if self.resident is not None:
-            return PreparedTile(self.resident[:, lo:hi] if self.split else self.resident[lo:hi], self.split)
-        shape = (self.n_chunks, hi - lo, self.d_chunk) if self.split else (hi - lo, self.source.n_features + 2)
-        target = torch.zeros(shape, dtype=torch.float32, device=self.device)
+            return PreparedTile(self.resident[lo:hi], self.split)
+        shape = (hi - lo, self.source.n_features + (0 if self.split else 2))
+        target = torch.empty(shape, dtype=torch.float32, device=self.device)
         step = max(1, _PREPARE_ROWS_BYTES // (4 * self.source.n_features))
         for at in range(lo, hi, step):
             stop = min(hi, at + step)
@@ -171,14 +175,25 @@ class TileProducts:
         if not self.split:
             return _matmul(rows.left, columns.left.T, out)
         total = torch.zeros(out.shape, dtype=torch.float64, device=self.device)
-        for chunk in range(self.n_chunks):
-            _matmul(rows.left[chunk], columns.left[chunk].T, out)
+        for lo in range(0, rows.left.shape[1], self.d_chunk):
+            _matmul(rows.left[:, lo : lo + self.d_chunk], columns.left[:, lo : lo + self.d_chunk].T, out)
             if self.device.type == "cpu":  # numpy adds float32 into float64 8x faster than torch
                 np.add(total.numpy(), out.numpy(), out=total.numpy())
             else:
                 total.add_(out)
         total.mul_(-2.0).add_(self._norms64[r0:r1, None]).add_(self._norms64[None, c0:c1])
         return out.copy_(total)
+
+
+def _squared_norms(rows: np.ndarray, d_chunk: int) -> np.ndarray:
+    """``(R,)`` float64 squared norms of float32 rows: float32 sums over pieces of
+    ``d_chunk`` features (fast), added in float64. Their error, at most
+    ``γ_{d_chunk} · ‖c‖²``, is within the bound's allowance (:func:`error_bound_factor`)."""
+    norms = np.zeros(rows.shape[0])
+    for lo in range(0, rows.shape[1], d_chunk):
+        piece = rows[:, lo : lo + d_chunk]
+        norms += np.einsum("ij,ij->i", piece, piece)
+    return norms
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

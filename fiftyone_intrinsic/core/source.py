@@ -60,7 +60,12 @@ class FeatureSource:
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         """``(hi − lo, D)`` rows at positions ``lo..hi`` in the working dtype."""
-        block = self.data[lo:hi] if self.rows is None else self.data[self.rows[lo:hi]]
+        if self.rows is None:
+            block = self.data[lo:hi]
+        else:
+            rows = self.rows[lo:hi]
+            consecutive = rows.size and rows[-1] - rows[0] == rows.size - 1 and (np.diff(rows) == 1).all()
+            block = self.data[rows[0] : rows[-1] + 1] if consecutive else self.data[rows]
         return np.asarray(block).astype(self.dtype, copy=False)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
@@ -78,10 +83,18 @@ class FeatureSource:
 
     def peak_magnitude(self) -> float:
         """``max |x|`` over the rows (0.0 when all are zero)."""
-        return max((float(np.max(np.abs(rows))) for _, _, rows in self.chunks()), default=0.0)
+        return max((max(-float(rows.min()), float(rows.max())) for _, _, rows in self.chunks()), default=0.0)
 
-    def mean(self, scale: float) -> np.ndarray:
-        """``(D,)`` float64 mean of ``scale · rows``, summed in chunks."""
+    def mean(self, scale: float, max_rows: int | None = None) -> np.ndarray:
+        """``(D,)`` float64 mean of ``scale · rows``, summed in chunks; with ``max_rows``,
+        of at most that many evenly spaced rows (the same on every process)."""
+        if max_rows is not None and self.n_rows > max_rows:
+            sample = np.linspace(0, self.n_rows - 1, max_rows).astype(np.int64)
+            total = np.zeros(self.n_features)
+            step = max(1, CHUNK_BYTES // (8 * self.n_features))
+            for lo in range(0, sample.size, step):
+                total += self.take(sample[lo : lo + step]).sum(axis=0, dtype=np.float64)
+            return total * scale / sample.size
         total = np.zeros(self.n_features)
         for _, _, rows in self.chunks():
             total += rows.sum(axis=0, dtype=np.float64)

@@ -251,7 +251,7 @@ def test_find_duplicates_compares_bytes_when_hashes_collide(monkeypatch):
     """Equal hashes only propose a group: the bytes decide (here every row hashes to 0)."""
     import fiftyone_intrinsic.core.neighbors as engine
 
-    monkeypatch.setattr(engine, "_hash_multipliers", lambda n_words: np.zeros((2, n_words), dtype=np.uint64))
+    monkeypatch.setattr(engine, "_hash_multipliers", lambda n_words: np.zeros((2, n_words), dtype=np.uint32))
     X = np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [-0.0, 1.0], [3.0, 3.0]])
     groups = engine.find_duplicates(X)
     assert (groups.n_distinct, groups.n_duplicates) == (3, 2)
@@ -378,3 +378,22 @@ def test_nearest_neighbors_on_cuda_equal_brute_force(rng):
     np.testing.assert_array_equal(nn.indices, expected_i)
     cpu = nearest_neighbors(X, 5, device="cpu")
     np.testing.assert_array_equal(nn.indices, cpu.indices)
+
+
+def test_find_duplicates_at_high_dimension_reads_every_word():
+    """Rows that agree on the sampled words of the first hash but differ elsewhere stay
+    apart; true copies (200 of one row, more than one comparison chunk) are grouped."""
+    import fiftyone_intrinsic.core.neighbors as engine
+
+    X = np.zeros((205, 3000), dtype=np.float32)
+    sampled = set(np.linspace(0, 2999, engine._SAMPLED_WORDS).astype(int).tolist())
+    hidden = next(column for column in range(3000) if column not in sampled)
+    X[1, hidden] = 1.0  # differs from row 0 only where the first hash does not look
+    X[2] = X[1]
+    X[5:] = np.random.default_rng(0).normal(size=3000)  # rows 5..204: 200 copies
+    X[3, hidden] = -0.0  # equal to row 0 (−0.0 is 0.0)
+    groups = find_duplicates(X)
+    assert groups.inverse[0] != groups.inverse[1] == groups.inverse[2]
+    assert groups.inverse[0] == groups.inverse[3] == groups.inverse[4]
+    assert (groups.inverse[5:] == groups.inverse[5]).all()
+    assert groups.n_distinct == 3
