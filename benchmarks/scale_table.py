@@ -4,8 +4,9 @@ scikit-dimension: time, multiple of the float32 matmul floor, and peak memory.
 
 Every (cell, method) runs in a fresh process, one at a time, so that each tool gets the
 machine to itself and its peak memory (``VmHWM`` growth over the loaded data) is its own.
-faiss runs with ``OPENBLAS_CORETYPE=Haswell`` (its bundled OpenBLAS otherwise picks a slow
-generic kernel on AMD CPUs); each child prints the BLAS libraries threadpoolctl sees.
+faiss runs with ``OPENBLAS_CORETYPE`` unset, ``Haswell`` and ``SkylakeX`` and its best time is
+reported (its bundled OpenBLAS 0.3.15 otherwise may pick a slow
+generic kernel on some CPUs); each child prints the BLAS libraries threadpoolctl sees.
 
 Cells: ``real``, 20,000 MNIST + Fashion-MNIST test images (784 pixels, deduplicated);
 ``N×D`` synthetic image-like data (benchmarks/bench_exact.py); ``paper``, 1000
@@ -36,6 +37,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 K = 20
+#: OPENBLAS_CORETYPE values faiss is run with (its best is reported); "" = its own choice.
+FAISS_CORETYPES = ["", "Haswell", "SkylakeX"]
 DEFAULT_CELLS = ["real", "20000x1024", "20000x3072", "50000x784", "50000x1024", "50000x3072", "paper"]
 METHODS = {
     "mle": ["ours", "faiss", "sklearn", "skdim"],
@@ -240,18 +243,26 @@ def main(argv=None) -> int:
             for method in methods:
                 if args.methods and method not in args.methods:
                     continue
-                env = dict(os.environ)
-                if method == "faiss":
-                    env["OPENBLAS_CORETYPE"] = "Haswell"
-                done = subprocess.run(
-                    [sys.executable, __file__, "--child", task, method, "--data", str(folder / "X.npy"),
-                     "--labels", str(folder / "labels.npy")],
-                    capture_output=True, text=True, env=env, cwd=REPO,
-                )
-                if done.returncode != 0:
-                    print(f"| {cell} | {n} × {d} | {task} | {method} | failed: {done.stderr.strip().splitlines()[-1][:80]} | | | | | |")
+                found, error = None, ""
+                # faiss's bundled OpenBLAS picks a slow kernel on some CPUs: its best of three
+                for coretype in (FAISS_CORETYPES if method == "faiss" else [None]):
+                    env = dict(os.environ)
+                    if coretype:
+                        env["OPENBLAS_CORETYPE"] = coretype
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--child", task, method, "--data", str(folder / "X.npy"),
+                         "--labels", str(folder / "labels.npy")],
+                        capture_output=True, text=True, env=env, cwd=REPO,
+                    )
+                    if done.returncode != 0:
+                        error = done.stderr.strip().splitlines()[-1][:80]
+                        continue
+                    run = json.loads(done.stdout.strip().splitlines()[-1])
+                    if found is None or run["seconds"] < found["seconds"]:
+                        found = run
+                if found is None:
+                    print(f"| {cell} | {n} × {d} | {task} | {method} | failed: {error} | | | | | |")
                     continue
-                found = json.loads(done.stdout.strip().splitlines()[-1])
                 # the floor: one float32 product over the pairs the task needs (all pairs
                 # once for kNN by symmetry, the cross-class pairs for K_F)
                 pairs = n * n / 2 if task == "mle" else float(np.sum(labels == 0)) * float(np.sum(labels == 1))

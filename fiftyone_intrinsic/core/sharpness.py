@@ -167,7 +167,8 @@ def measure_sharpness(
     position = np.empty(n_rows, dtype=np.int64)
     position[order] = np.arange(n_rows)
     source = FeatureSource(X, order)
-    class_minima = _ClassMinima(bounds, n_rows, device)
+    # with two classes each row's nearest other-label sample gives the class-pair minimum
+    class_minima = _ClassMinima(bounds, n_rows, device) if n_classes > 2 else None
     found = search(
         source, 1, device=device, scale=feature_scale(source), bounds=bounds,
         mask=_twins_mask(position[conflicts]), observe=class_minima, top=settings.top,
@@ -192,7 +193,10 @@ def measure_sharpness(
         )
     nearest_class = np.where(nearest_position >= 0, sorted_codes[np.maximum(nearest_position, 0)], -1)
     exact = ExactDistances(source, found.scale, device)
-    class_min = _exact_class_minima(exact, bounds, class_minima.values, found, nearest_class)
+    class_min = (
+        _exact_class_minima(exact, bounds, class_minima.values, found, nearest_class) if class_minima is not None
+        else _two_class_minima(found.distances[:, 0], sorted_codes)
+    )
     return SharpnessResult(
         k_f=1.0 / min_distance if pairs else float("nan"),
         min_distance=min_distance,
@@ -247,6 +251,8 @@ class _ClassMinima:
 def _segment_minima(block: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
     """``(R, G)`` minimum of each row of ``block`` over the column segments that begin at
     ``starts`` (ascending, the first 0) and end at the next start or the last column."""
+    if starts.size == 1:  # one class: a plain minimum (fast in either layout)
+        return block.amin(dim=1, keepdim=True)
     if block.device.type == "cpu":  # numpy's reduceat is the fastest segmented minimum here
         return torch.from_numpy(np.minimum.reduceat(block.numpy(), starts, axis=1))
     lengths = np.diff(np.r_[starts, block.shape[1]])
@@ -285,6 +291,13 @@ def _sharpest_pairs(pairs, distances, codes, classes, top) -> list[SharpPair]:
         SharpPair(int(a), int(b), float(d), classes[codes[a]], classes[codes[b]])
         for a, b, d in zip(i[order].tolist(), j[order].tolist(), distances[order].tolist())
     ]
+
+
+def _two_class_minima(nearest: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``(2, 2)`` exact class-pair minimum of two classes: the smallest exact distance from
+    any row to its nearest sample of the other class (``inf`` on the diagonal)."""
+    smallest = float(nearest.min()) if nearest.size else _INF
+    return np.array([[_INF, smallest], [smallest, _INF]])
 
 
 def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np.ndarray:
