@@ -31,7 +31,7 @@ import torch
 from .core.collectives import rank_and_world
 from .core.devices import resolve_device
 
-__all__ = ["main", "run"]
+__all__ = ["main", "run", "start_process_group"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     if args.sharpness and args.labels is None:
         print("--sharpness needs --labels (an (N,) .npy array).", file=sys.stderr)
         return 2
-    device = _start(args.device)
+    device = start_process_group(args.device)
     try:
         summary, arrays = run(args, device)
         rank, _ = rank_and_world()
@@ -81,8 +81,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def _start(device_name):
-    """Join the torchrun process group (gloo on CPUs, NCCL on GPUs) and pick the device."""
+def start_process_group(device_name=None) -> torch.device:
+    """Join the torchrun process group when launched by torchrun (gloo on CPUs, NCCL on
+    GPUs: each rank on the GPU of its ``LOCAL_RANK``) and return the device to use."""
     device = resolve_device(device_name)
     if "WORLD_SIZE" in os.environ and not torch.distributed.is_initialized():
         if device.type == "cuda":

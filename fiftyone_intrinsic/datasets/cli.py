@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting(audit, "--duplicate-tolerance", DimensionSettings, "duplicate_tolerance")
     _add_setting(audit, "--top", SharpnessSettings, "top")
     audit.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    audit.add_argument(
+        "--distributed", action="store_true",
+        help="under torchrun: share the exact searches between the ranks (gloo on CPUs, NCCL on "
+        "GPUs); rank 0 imports the source, stores the runs and prints the report",
+    )
     audit.add_argument("--images-dir", help="where PNGs of array sources are written")
     audit.add_argument("--app", action="store_true",
                        help="then launch the FiftyOne App with the Intrinsic properties panel beside the grid")
@@ -73,6 +78,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     args = build_parser().parse_args(argv)
+    if args.distributed:
+        return _distributed_audit(args)
     try:
         print(run_audit(args))
     except (ValueError, TypeError) as error:
@@ -97,14 +104,63 @@ def launch_app(dataset_name: str, port: int) -> None:
     session.wait(-1)
 
 
+def _distributed_audit(args: argparse.Namespace) -> int:
+    """``audit`` on every rank of a torchrun job: rank 0 imports the source and the others
+    wait for it; all measure together; rank 0 stores the runs and prints the report."""
+    import torch
+
+    from ..distributed import start_process_group
+
+    if "WORLD_SIZE" not in os.environ:
+        print("fiftyone-intrinsic: error: --distributed runs under torchrun, e.g. "
+              "torchrun --nproc-per-node 2 -m fiftyone_intrinsic.datasets.cli audit ... --distributed",
+              file=sys.stderr)
+        return 2
+    device = start_process_group(None if args.device == "auto" else args.device)
+    args.device = str(device)
+    rank = torch.distributed.get_rank()
+    status = 0
+    try:
+        name = [None]
+        if rank == 0:
+            from .importers import import_source
+
+            try:
+                name = [import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True).name]
+            except (ValueError, TypeError) as error:
+                print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
+        torch.distributed.broadcast_object_list(name, src=0)
+        if name[0] is None:
+            return 2
+        args.source, args.imported = name[0], True
+        try:
+            report = run_audit(args)
+        except (ValueError, TypeError) as error:
+            print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
+            status = 2
+        else:
+            if rank == 0:
+                print(report)
+    finally:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return status
+
+
 def run_audit(args: argparse.Namespace) -> str:
     """Import (when needed), measure, store; returns the report text."""
+    from ..core.collectives import rank_and_world
     from .dimension import compute_intrinsic_dimension
     from .importers import import_source
     from .settings import FeatureSettings
     from .sharpness import compute_label_sharpness
 
-    dataset = import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True)
+    if getattr(args, "imported", False):  # a distributed run: rank 0 imported it
+        import fiftyone as fo
+
+        dataset = fo.load_dataset(args.source)
+    else:
+        dataset = import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True)
     if args.paper:
         preprocessing = Preprocessing.paper().model_copy(update={"channels": args.channels})
     else:
@@ -127,6 +183,8 @@ def run_audit(args: argparse.Namespace) -> str:
         )
     sharpness = compute_label_sharpness(dataset, args.label_field, run_key=SHARPNESS_KEY, top=args.top, **common)
     args.dataset_name = dataset.name
+    if rank_and_world()[0] != 0:
+        return ""  # distributed: rank 0 stored the runs and reports them
     return format_report(dataset, dimension, twonn, sharpness)
 
 

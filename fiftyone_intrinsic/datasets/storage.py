@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.collectives import rank_and_world
 from .runs import CONFIG_CLASSES
 from .schema import RunNames
 
@@ -76,7 +77,11 @@ def store_run(samples, run_key: str, config, results_cls, values: dict, write: C
         results_cls: the method's :class:`~fiftyone_intrinsic.datasets.results.IntrinsicResults`.
         values: the results' attributes (JSON).
         write: writes the fields, tags and saved views.
+
+    Under torch.distributed only rank 0 stores anything.
     """
+    if rank_and_world()[0] != 0:
+        return  # under torch.distributed every rank holds the result; rank 0 alone writes it
     dataset = samples._dataset
     if run_key in dataset.list_runs() and type(dataset.get_run_info(run_key).config) is not type(config):
         # a run stored by 0.1.0 (one config class for every method): FiftyOne overwrites

@@ -29,3 +29,23 @@ def test_audit_bad_source_exits_2_with_a_message(tmp_path):
     )
     assert out.returncode == 2
     assert "neither an existing FiftyOne dataset" in out.stderr
+
+
+def test_distributed_audit_under_torchrun_stores_once(shared_data, dataset_name, tmp_images):
+    """Two gloo ranks: rank 0 imports and stores, both measure; the stored K_F is the
+    single-process one (test above), and the report is printed once."""
+    path = shared_data("medical/breastmnist_28.npz")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "fiftyone_intrinsic.datasets.cli", "audit", str(path), "--name", dataset_name,
+        "--images-dir", str(tmp_images), "--device", "cpu", "--top", "3", "--distributed",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("K_F = 5.18") == 1
+    dataset = fo.load_dataset(dataset_name)
+    assert set(dataset.list_runs()) == {"intrinsic_dimension", "intrinsic_dimension_twonn", "label_sharpness"}
+    results = dataset.load_run_results("label_sharpness")
+    assert 5.175 <= results.k_f < 5.195 and len(results.pairs) == 3
+    assert len(dataset.match_tags("label_sharpness:sharp_pair")) >= 3
