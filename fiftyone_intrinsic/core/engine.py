@@ -31,7 +31,7 @@ import torch
 from .collectives import agree_on_min, all_gather_concat, all_gather_objects, all_reduce, rank_and_world
 from .devices import exact_float32_matmul
 from .exact import ExactDistances
-from .products import D_CHUNK, PreparedTile, TileProducts
+from .products import PreparedTile, TileProducts
 from .source import FeatureSource
 from .tiles import plan_tiles
 
@@ -87,7 +87,7 @@ def default_memory_budget(device: torch.device, source: FeatureSource | None = N
         return int(min(free // 4, 32 * 2**30))
     if source is None or isinstance(source.data, np.memmap):
         return DEFAULT_CPU_BUDGET
-    prepared = source.n_rows * (source.n_features + D_CHUNK) * 4
+    prepared = source.n_rows * (source.n_features + 2) * 4
     return int(min(MAX_DEFAULT_CPU_BUDGET, max(DEFAULT_CPU_BUDGET, 2 * prepared)))
 
 

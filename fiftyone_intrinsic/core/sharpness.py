@@ -19,6 +19,7 @@ from .collectives import all_reduce
 from .devices import resolve_device
 from .engine import Progress, search
 from .exact import ExactDistances
+from .products import error_bound_factor
 from .neighbors import as_feature_matrix, feature_scale, find_duplicates
 from .settings import SharpnessSettings
 from .source import FeatureSource
@@ -26,8 +27,8 @@ from .source import FeatureSource
 __all__ = ["SharpPair", "SharpnessResult", "label_sharpness", "encode_labels", "measure_sharpness"]
 
 _INF = float("inf")
-#: Pairs measured at once when refining the class-pair minima.
-_REFINE_PAIRS = 2**16
+#: Bytes of float64 rows, and of their products, per step of the class-pair refinement.
+_REFINE_BYTES = 4 * 2**20
 #: Rows per chunk when selecting the rows to refine (temporaries of rows × classes).
 _MAYBE_ROWS = 4096
 
@@ -344,13 +345,49 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
     rows, targets = rows[order], targets[order]
     starts = np.flatnonzero(np.r_[True, np.diff(targets) != 0]) if rows.size else np.empty(0, dtype=np.int64)
     for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
-        b, candidates = int(targets[first]), rows[first:last]
-        others = np.arange(bounds[b], bounds[b + 1])
-        step = max(1, _REFINE_PAIRS // others.size)
-        for lo in range(0, candidates.size, step):
-            chunk = candidates[lo : lo + step]
-            # differences, not the matmul identity: exact for near-duplicates
-            squared = exact(np.repeat(chunk, others.size), np.tile(others, chunk.size)).reshape(chunk.size, -1)
-            squared[squared == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
-            np.minimum.at(best[:, b], codes[chunk], np.sqrt(squared.min(axis=1)) / scale)
+        b = int(targets[first])
+        _refine_class(exact, best, upper, codes, rows[first:last], np.arange(bounds[b], bounds[b + 1]), b)
     return np.minimum(best, best.T)
+
+
+def _refine_class(exact, best, upper, codes, candidates, others, b) -> None:
+    """Lower ``best[a, b]`` (feature units) to the exact smallest non-identical distance
+    from the ``candidates`` (positions, ascending, of classes a ≠ b) to the rows
+    ``others`` of class b.
+
+    A float64 product ``‖x‖² + ‖y‖² − 2x·y`` (rows centred on class b) first screens the
+    pairs: its error is at most ``m = c₆₄ · (‖x‖² + ‖y‖²)``, with c₆₄ the float32 bound's
+    constant at the float64 unit roundoff (docs/science.md §4). Per class a, every pair
+    whose value minus m exceeds the smallest value plus m (or ``upper[a, b]``) cannot be
+    the minimum; the rest, and every pair that may be an identical twin (value ≤ m), are
+    re-measured from their differences."""
+    source, scale = exact.source, exact.scale
+    factor = error_bound_factor(source.n_features, source.n_features) * 2.0**-29  # u₆₄ / u₃₂
+    B = source.take(others).astype(np.float64) * scale
+    shift = B.mean(axis=0)
+    B -= shift
+    norms_b = np.einsum("ij,ij->i", B, B)
+    # candidate rows per float64 product: a few MiB of them, and of the product
+    step = max(1, min(_REFINE_BYTES // (8 * source.n_features), _REFINE_BYTES // (8 * others.size)))
+    for lo in range(0, candidates.size, step):
+        chunk = candidates[lo : lo + step]
+        A = source.take(chunk).astype(np.float64) * scale
+        A -= shift
+        norms_a = np.einsum("ij,ij->i", A, A)
+        total = norms_a[:, None] + norms_b[None, :]
+        approx = total - 2.0 * (A @ B.T)
+        margin = factor * total
+        maybe_twin = approx - margin <= 0.0
+        reach = np.where(maybe_twin, _INF, approx + margin).min(axis=1)
+        chunk_codes = codes[chunk]
+        starts = np.flatnonzero(np.r_[True, chunk_codes[1:] != chunk_codes[:-1]])
+        classes_here = chunk_codes[starts]
+        limit = np.minimum(upper[classes_here, b], np.minimum.reduceat(reach, starts))
+        row_limit = np.repeat(limit, np.diff(np.r_[starts, chunk.size]))
+        keep = (approx - margin <= row_limit[:, None]) | maybe_twin
+        pair_rows, pair_columns = np.nonzero(keep)
+        if pair_rows.size == 0:
+            continue
+        squared = exact(chunk[pair_rows], others[pair_columns])
+        squared[squared == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
+        np.minimum.at(best[:, b], chunk_codes[pair_rows], np.sqrt(squared) / scale)
