@@ -178,6 +178,7 @@ def add_features(ctx, inputs, view):
         ranges.add_choice(choice, label=VALUE_RANGE_LABELS[choice])
     inputs.enum("value_range", ranges.values(), default=value_range.default, label="Intensity range", view=ranges)
     setting_input(inputs, Preprocessing, "normalize_max", "Per-image max normalization")
+    setting_input(inputs, FeatureSettings, "num_workers", "Decoding processes")
     try:
         feature_settings(ctx.params)
     except ValidationError as error:
@@ -208,7 +209,7 @@ def feature_settings(params) -> FeatureSettings:
         value_range=params.get("value_range", setting_spec(Preprocessing, "value_range").default),
         normalize_max=bool(params.get("normalize_max", setting_spec(Preprocessing, "normalize_max").default)),
     )
-    return FeatureSettings(preprocessing=preprocessing)
+    return FeatureSettings(preprocessing=preprocessing, num_workers=params.get("num_workers") or None)
 
 
 def add_label_field(ctx, inputs, view):

@@ -23,6 +23,7 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(REPO / ".fiftyone-test" / "db"))
 os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", str(REPO / ".fiftyone-test" / "datasets"))
 os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(REPO / ".fiftyone-test" / "plugins"))
+os.environ.setdefault("FIFTYONE_INTRINSIC_CACHE", str(REPO / ".fiftyone-test" / "features"))
 
 
 def _link_plugin():

@@ -10,7 +10,7 @@ import numpy as np
 
 from .settings import Preprocessing
 
-__all__ = ["preprocess_image"]
+__all__ = ["preprocess_image", "channels_of"]
 
 _SINGLE_CHANNEL_MODES = {"1", "L", "I", "I;16", "I;16B", "I;16L", "F"}
 
@@ -29,7 +29,7 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     """
     from PIL import Image
 
-    channels = preprocessing.channels or _channels_of(image)
+    channels = preprocessing.channels or channels_of(image)
     image, full_scale = _convert(image, channels)
     if preprocessing.size is not None and image.size != (preprocessing.size, preprocessing.size):
         image = image.resize((preprocessing.size, preprocessing.size), Image.BILINEAR)
@@ -42,7 +42,8 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     return array * (scale / full_scale)
 
 
-def _channels_of(image) -> int:
+def channels_of(image) -> int:
+    """1 for a single-channel PIL image, else 3."""
     return 1 if image.mode in _SINGLE_CHANNEL_MODES else 3
 
 

@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..core.settings import DimensionSettings, Preprocessing, SharpnessSettings, setting_spec
+from .settings import FeatureSettings
 
 __all__ = ["main", "build_parser", "run_audit", "format_report"]
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         "GPUs); rank 0 imports the source, stores the runs and prints the report",
     )
     audit.add_argument("--images-dir", help="where PNGs of array sources are written")
+    _add_setting(audit, "--num-workers", FeatureSettings, "num_workers")
     audit.add_argument("--app", action="store_true",
                        help="then launch the FiftyOne App with the Intrinsic properties panel beside the grid")
     audit.add_argument("--port", type=int, default=5151, help="App port with --app (default: 5151)")
@@ -152,7 +154,6 @@ def run_audit(args: argparse.Namespace) -> str:
     from ..core.collectives import rank_and_world
     from .dimension import compute_intrinsic_dimension
     from .importers import import_source
-    from .settings import FeatureSettings
     from .sharpness import compute_label_sharpness
 
     if getattr(args, "imported", False):  # a distributed run: rank 0 imported it
@@ -168,7 +169,9 @@ def run_audit(args: argparse.Namespace) -> str:
             size=args.size, channels=args.channels, value_range=args.value_range,
             normalize_max=args.normalize_max,
         )
-    features = FeatureSettings(embeddings_field=args.embeddings_field, preprocessing=preprocessing)
+    features = FeatureSettings(
+        embeddings_field=args.embeddings_field, preprocessing=preprocessing, num_workers=args.num_workers,
+    )
     device = None if args.device == "auto" else args.device
     common = dict(features=features, device=device, overwrite=True)
     dimension = compute_intrinsic_dimension(

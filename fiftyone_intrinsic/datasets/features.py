@@ -19,14 +19,19 @@ from .settings import FeatureSettings
 
 __all__ = ["Features", "extract_features"]
 
+#: Samples whose embeddings are read per query.
+_EMBEDDING_BATCH = 4096
+
 
 @dataclass(frozen=True)
 class Features:
     """Feature vectors of the samples of a collection, in the collection's order.
 
     Attributes:
-        matrix: ``(N, D)`` float64; for pixels ``D = size · size · channels``, flattened
-            row-major as (height, width, channel).
+        matrix: ``(N, D)``; pixels: ``uint8`` (bytes without per-image normalisation) or
+            ``float32``, a read-only memmap of the feature store, ``D = size · size ·
+            channels`` flattened row-major as (height, width, channel); embeddings:
+            ``float32``.
         sample_ids: ``N`` sample ids, row ``i`` belongs to ``sample_ids[i]``.
         filepaths: ``N`` media paths, for reports.
         source: ``"pixels"`` or ``"embeddings:<field>"``.
@@ -60,7 +65,7 @@ class Features:
         if self.image_shape is None:
             raise ValueError(f"Features from {self.source} are not images.")
         height, width, channels = self.image_shape
-        flat = torch.from_numpy(self.matrix).float()
+        flat = torch.from_numpy(np.asarray(self.matrix, dtype=np.float32).copy())
         return flat.view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 
@@ -89,45 +94,26 @@ def extract_features(
         matrix = _embeddings(samples, settings.embeddings_field)
         source = f"embeddings:{settings.embeddings_field}"
         return Features(matrix, sample_ids, filepaths, source, None, None)
-    matrix, preprocessing, image_shape = _pixels(filepaths, settings, progress)
+    matrix, preprocessing, image_shape = _pixels(sample_ids, filepaths, settings, progress)
     return Features(matrix, sample_ids, filepaths, "pixels", preprocessing, image_shape)
 
 
-def _pixels(filepaths, settings: FeatureSettings, progress):
-    from PIL import Image
+def _pixels(sample_ids, filepaths, settings: FeatureSettings, progress):
+    """Preprocessed pixels from the feature store: decoded once per samples, files and
+    preprocessing (:mod:`.feature_store`), read back as a memmap afterwards."""
+    from .feature_store import available_cores, decode_pixels, load_pixels, store_key
 
     preprocessing = settings.preprocessing
-    failures, shapes, rows = [], {}, []
-    n_samples = len(filepaths)
-    for start in range(0, n_samples, settings.batch_size):
-        for path in filepaths[start : start + settings.batch_size]:
-            try:
-                with Image.open(path) as image:
-                    image.load()
-                    array = preprocess_image(image, preprocessing)
-            except Exception as error:  # any unreadable file is reported below
-                failures.append(f"{path} ({type(error).__name__}: {error})")
-                continue
-            shapes.setdefault(array.shape, path)
-            rows.append(array.reshape(-1))
-        if progress is not None:
-            done = min(n_samples, start + settings.batch_size)
-            progress(done / n_samples, f"Loaded {done}/{n_samples} images")
-    if failures:
-        listed = "\n  ".join(failures[:10])
-        raise ValueError(
-            f"{len(failures)} of {n_samples} images are missing or unreadable:\n  {listed}\n"
-            "Fix those files or exclude their samples from the view, then run again."
-        )
-    if len(shapes) > 1:
-        examples = ", ".join(f"{shape} ({path})" for shape, path in list(shapes.items())[:4])
-        raise ValueError(
-            f"Images have {len(shapes)} different shapes (height, width, channels): {examples}. "
-            "Set the preprocessing size (e.g. size=224) and channels (1 or 3) so that all "
-            "images are converted the same way."
-        )
-    (image_shape,) = shapes.keys()
-    return np.stack(rows), preprocessing.model_copy(update={"channels": image_shape[2]}), image_shape
+    key = store_key(sample_ids, filepaths, preprocessing)
+    stored = load_pixels(key) if settings.use_store else None
+    if stored is None:
+        workers = settings.num_workers or available_cores()
+        stored = decode_pixels(key, filepaths, preprocessing, workers, progress)
+    elif progress is not None:
+        progress(1.0, f"Reused the {len(filepaths)} stored images")
+    matrix, description = stored
+    image_shape = tuple(description["image_shape"])
+    return matrix, preprocessing.model_copy(update={"channels": image_shape[2]}), image_shape
 
 
 def _embeddings(samples, field: str) -> np.ndarray:
@@ -137,24 +123,33 @@ def _embeddings(samples, field: str) -> np.ndarray:
             f"Field {field!r} does not exist on the collection; compute embeddings into it "
             "first (e.g. with compute_embeddings) or use the pixels (embeddings_field=None)."
         )
-    values = samples.values(field)
-    missing = sum(value is None for value in values)
+    n_samples = len(samples)
+    matrix = None
+    missing = 0
+    for start in range(0, n_samples, _EMBEDDING_BATCH):  # float32 batches, never a float64 copy
+        values = samples.skip(start).limit(_EMBEDDING_BATCH).values(field)
+        missing += sum(value is None for value in values)
+        if missing:
+            continue
+        try:
+            batch = np.stack([np.asarray(value, dtype=np.float32).reshape(-1) for value in values])
+            if matrix is None:
+                matrix = np.empty((n_samples, batch.shape[1]), dtype=np.float32)
+            matrix[start : start + batch.shape[0]] = batch
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                f"Field {field!r} does not hold numeric vectors of one length ({error}); "
+                "choose a field of fixed-length embeddings."
+            ) from error
     if missing:
         raise ValueError(
-            f"Field {field!r} has vectors for {len(values) - missing} of {len(values)} samples. "
+            f"Field {field!r} has vectors for {n_samples - missing} of {n_samples} samples. "
             "Compute embeddings for the whole view or restrict the view to samples that have them."
         )
-    try:
-        matrix = np.stack([np.asarray(value, dtype=np.float64).reshape(-1) for value in values])
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"Field {field!r} does not hold numeric vectors of one length ({error}); "
-            "choose a field of fixed-length embeddings."
-        ) from error
     bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
     if bad.size:
         raise ValueError(
-            f"Field {field!r} has NaN or inf values in {bad.size} of {len(values)} samples "
+            f"Field {field!r} has NaN or inf values in {bad.size} of {n_samples} samples "
             f"(first positions in the view: {bad[:10].tolist()}). Recompute or exclude them."
         )
     return matrix

@@ -30,6 +30,15 @@ class FeatureSettings(Settings):
     )
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     batch_size: int = Field(256, ge=1, le=100_000, description="Images loaded per batch.")
+    num_workers: Optional[int] = Field(
+        None, ge=1, le=512,
+        description="Processes decoding images; None uses the cores available.",
+    )
+    use_store: bool = Field(
+        True,
+        description="Reuse the preprocessed pixels stored on disk by an earlier run of the same "
+        "samples, files and preprocessing (and store them for later runs).",
+    )
 
     @field_validator("embeddings_field")
     @classmethod

@@ -1,0 +1,224 @@
+"""Preprocessed pixels on disk, decoded once and reused while nothing they depend on changes.
+
+A store entry is one ``(N, D)`` ``.npy`` array, in the smallest dtype that holds the values
+exactly (``uint8`` for byte pixels without per-image normalisation, ``float32`` otherwise;
+never ``float64``), and a JSON description. Its key is a hash of everything the values
+depend on: the samples and their order, each file's path, size and modification time,
+the preprocessing, and the format version. Any change gives another key, so a stale entry
+is never read; entries are written under a temporary name and renamed into place, so a
+crash or a concurrent run never leaves a partial one.
+
+The folder is ``$FIFTYONE_INTRINSIC_CACHE`` or ``~/.cache/fiftyone_intrinsic/features``.
+Images are decoded by ``num_workers`` processes (default: the cores available).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..core.preprocessing import preprocess_image
+from ..core.settings import Preprocessing
+
+__all__ = ["store_folder", "store_key", "load_pixels", "decode_pixels", "available_cores"]
+
+#: Bump when the layout or the meaning of stored values changes.
+FORMAT_VERSION = 1
+#: Images per task sent to a decoding process.
+_TASK_IMAGES = 64
+
+
+def store_folder() -> Path:
+    """Where entries live: ``$FIFTYONE_INTRINSIC_CACHE`` or ``~/.cache/fiftyone_intrinsic/features``."""
+    configured = os.environ.get("FIFTYONE_INTRINSIC_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "fiftyone_intrinsic" / "features"
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def store_key(sample_ids, filepaths, preprocessing: Preprocessing) -> str:
+    """Hash of the samples (in order), each file's path, size and modification time, and
+    the preprocessing. A missing file hashes as missing (and fails when decoded)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"version": FORMAT_VERSION, "preprocessing": preprocessing.model_dump()}).encode())
+    for sample_id, path in zip(sample_ids, filepaths):
+        try:
+            stat = os.stat(path)
+            digest.update(f"{sample_id}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{sample_id}\0{path}\0missing\n".encode())
+    return digest.hexdigest()[:40]
+
+
+def stored_dtype(preprocessing: Preprocessing):
+    """``uint8`` when every value is a byte (range [0, 255], no per-image normalisation:
+    bilinear resizing of 8-bit images gives 8-bit images), else ``float32``."""
+    return np.uint8 if preprocessing.value_range == "byte" and not preprocessing.normalize_max else np.float32
+
+
+def load_pixels(key: str) -> Optional[tuple[np.ndarray, dict]]:
+    """The stored ``(matrix as a read-only memmap, description)`` of ``key``, or ``None``."""
+    folder = store_folder()
+    array, meta = folder / f"{key}.npy", folder / f"{key}.json"
+    if not (array.exists() and meta.exists()):
+        return None
+    try:
+        description = json.loads(meta.read_text())
+        matrix = np.load(array, mmap_mode="r")
+    except (OSError, ValueError):
+        return None  # unreadable: decode again (and replace it)
+    if description.get("version") != FORMAT_VERSION or list(matrix.shape) != description.get("shape"):
+        return None
+    return matrix, description
+
+
+def decode_pixels(key: str, filepaths, preprocessing: Preprocessing, num_workers: int, progress=None):
+    """Decode and preprocess every image into a new entry; returns what :func:`load_pixels`
+    returns, or raises ``ValueError`` naming the unreadable files or the differing shapes.
+
+    With no size (or channel count) set, the images' headers are read first and different
+    shapes are refused before anything is decoded."""
+    if preprocessing.size is None or preprocessing.channels is None:
+        _check_headers(filepaths, preprocessing)
+    try:
+        return _decode_into_store(key, filepaths, preprocessing, num_workers, stored_dtype(preprocessing), progress)
+    except _NotBytes:  # 16-bit or float images: their bytes-range values are not integers
+        return _decode_into_store(key, filepaths, preprocessing, num_workers, np.float32, progress)
+
+
+class _NotBytes(Exception):
+    """A preprocessed image is not exactly a byte image."""
+
+
+def _decode_into_store(key, filepaths, preprocessing, num_workers, dtype, progress):
+    folder = store_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    first = _decode_one(filepaths[0], preprocessing)
+    if isinstance(first, str):
+        raise ValueError(_unreadable_message([first], len(filepaths)))
+    shape = first.shape
+    partial = folder / f"{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial.npy"
+    matrix = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(len(filepaths), int(np.prod(shape))))
+    failures, shapes = [], {shape: filepaths[0]}
+    try:
+        for start, arrays in _decoded_batches(filepaths, preprocessing, num_workers):
+            for offset, array in enumerate(arrays):
+                path = filepaths[start + offset]
+                if isinstance(array, str):
+                    failures.append(array)
+                    continue
+                if array.shape != shape:
+                    shapes.setdefault(array.shape, path)
+                    continue
+                if dtype == np.uint8 and not np.array_equal(array, np.rint(array)):
+                    raise _NotBytes(path)
+                matrix[start + offset] = array.reshape(-1)
+            if progress is not None:
+                done = min(len(filepaths), start + len(arrays))
+                progress(done / len(filepaths), f"Decoded {done}/{len(filepaths)} images")
+        if failures:
+            raise ValueError(_unreadable_message(failures, len(filepaths)))
+        if len(shapes) > 1:
+            raise ValueError(_shapes_message(shapes))
+        matrix.flush()
+        del matrix
+        description = {
+            "version": FORMAT_VERSION, "shape": [len(filepaths), int(np.prod(shape))], "dtype": np.dtype(dtype).name,
+            "image_shape": list(shape), "preprocessing": preprocessing.model_dump(),
+        }
+        meta_partial = partial.with_suffix(".json")
+        meta_partial.write_text(json.dumps(description))
+        os.replace(partial, folder / f"{key}.npy")  # the array first: an entry counts once both exist
+        os.replace(meta_partial, folder / f"{key}.json")
+    finally:
+        for leftover in (partial, partial.with_suffix(".json")):
+            if leftover.exists():
+                leftover.unlink()
+    return load_pixels(key)
+
+
+def _decoded_batches(filepaths, preprocessing, num_workers):
+    """``(start, [array or error message, ...])`` batches in order, decoded by
+    ``num_workers`` processes (spawned: the parent's database connections stay its own)."""
+    starts = range(0, len(filepaths), _TASK_IMAGES)
+    if num_workers <= 1 or len(filepaths) <= _TASK_IMAGES:
+        for start in starts:
+            yield start, [_decode_one(path, preprocessing) for path in filepaths[start : start + _TASK_IMAGES]]
+        return
+    import multiprocessing
+
+    with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        batches = pool.map(_decode_batch, [(list(filepaths[s : s + _TASK_IMAGES]), preprocessing) for s in starts])
+        yield from zip(starts, batches)
+
+
+def _decode_batch(task):
+    paths, preprocessing = task
+    return [_decode_one(path, preprocessing) for path in paths]
+
+
+def _decode_one(path, preprocessing: Preprocessing):
+    """The preprocessed ``(height, width, channels)`` array in the stored dtype, or an
+    error message naming the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            array = preprocess_image(image, preprocessing)
+    except Exception as error:  # any unreadable file is reported with the others
+        return f"{path} ({type(error).__name__}: {error})"
+    return array.astype(np.float32)  # float64 values of bytes are exact in float32 too
+
+
+def _check_headers(filepaths, preprocessing: Preprocessing) -> None:
+    """Refuse differing sizes or channel counts from the files' headers alone."""
+    from PIL import Image
+
+    from ..core.preprocessing import channels_of
+
+    shapes, failures = {}, []
+    for path in filepaths:
+        try:
+            with Image.open(path) as image:
+                size = preprocessing.size or None
+                height, width = (size, size) if size else (image.size[1], image.size[0])
+                channels = preprocessing.channels or channels_of(image)
+        except Exception as error:
+            failures.append(f"{path} ({type(error).__name__}: {error})")
+            continue
+        shapes.setdefault((height, width, channels), path)
+    if failures:
+        raise ValueError(_unreadable_message(failures, len(filepaths)))
+    if len(shapes) > 1:
+        raise ValueError(_shapes_message(shapes))
+
+
+def _unreadable_message(failures, n_samples) -> str:
+    listed = "\n  ".join(failures[:10])
+    return (
+        f"{len(failures)} of {n_samples} images are missing or unreadable:\n  {listed}\n"
+        "Fix those files or exclude their samples from the view, then run again."
+    )
+
+
+def _shapes_message(shapes) -> str:
+    examples = ", ".join(f"{shape} ({path})" for shape, path in list(shapes.items())[:4])
+    return (
+        f"Images have {len(shapes)} different shapes (height, width, channels): {examples}. "
+        "Set the preprocessing size (e.g. size=224) and channels (1 or 3) so that all "
+        "images are converted the same way."
+    )

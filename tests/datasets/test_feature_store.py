@@ -1,0 +1,94 @@
+"""The feature store: pixels decoded once, reused while nothing changes, in the smallest
+exact dtype, decoded by several processes, shapes refused before decoding."""
+
+import os
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from PIL import Image
+
+from fiftyone_intrinsic.core.settings import Preprocessing
+from fiftyone_intrinsic.datasets.feature_store import store_folder
+from fiftyone_intrinsic.datasets.features import extract_features
+from fiftyone_intrinsic.datasets.settings import FeatureSettings
+
+
+@pytest.fixture
+def digits_dataset(dataset_name, tmp_path):
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images[:150] * 255 / 16).astype(np.uint8)
+    paths = []
+    for i, image in enumerate(images):
+        path = tmp_path / f"{i:03d}.png"
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    dataset = fo.Dataset(dataset_name)
+    dataset.add_samples([fo.Sample(filepath=p) for p in paths])
+    return dataset, images
+
+
+def _reference(images, preprocessing):
+    from fiftyone_intrinsic.core.preprocessing import preprocess_image
+
+    return np.stack([preprocess_image(Image.fromarray(i), preprocessing).reshape(-1) for i in images])
+
+
+def test_pixels_are_stored_once_and_reused_until_a_file_changes(digits_dataset):
+    dataset, images = digits_dataset
+    settings = FeatureSettings(preprocessing=Preprocessing(size=16, value_range="byte"), num_workers=1)
+    messages = []
+    first = extract_features(dataset, settings, progress=lambda f, label: messages.append(label))
+    assert first.matrix.dtype == np.uint8  # bytes: the smallest exact dtype
+    np.testing.assert_array_equal(first.matrix, _reference(images, settings.preprocessing))
+    assert any("Decoded" in m for m in messages)
+
+    messages.clear()
+    again = extract_features(dataset, settings, progress=lambda f, label: messages.append(label))
+    assert isinstance(again.matrix, np.memmap) and messages == ["Reused the 150 stored images"]
+    np.testing.assert_array_equal(again.matrix, first.matrix)
+
+    path = dataset.first().filepath  # a changed file gets a new entry
+    Image.fromarray(255 - images[0]).save(path)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    messages.clear()
+    changed = extract_features(dataset, settings, progress=lambda f, label: messages.append(label))
+    assert any("Decoded" in m for m in messages)
+    assert not np.array_equal(changed.matrix[0], first.matrix[0])
+    np.testing.assert_array_equal(changed.matrix[1:], first.matrix[1:])
+
+
+def test_unit_range_is_float32_and_workers_agree(digits_dataset):
+    dataset, images = digits_dataset
+    one = extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=12), num_workers=1, use_store=False))
+    two = extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=12), num_workers=2, use_store=False))
+    assert one.matrix.dtype == np.float32  # never float64
+    np.testing.assert_array_equal(one.matrix, two.matrix)
+    np.testing.assert_array_equal(one.matrix, _reference(images, Preprocessing(size=12)).astype(np.float32))
+
+
+def test_different_shapes_are_refused_from_the_headers(dataset_name, tmp_path):
+    paths = []
+    for i, size in enumerate([8, 8, 8, 300]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(np.zeros((size, size), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    dataset = fo.Dataset(dataset_name)
+    dataset.add_samples([fo.Sample(filepath=p) for p in paths])
+    before = set(os.listdir(store_folder())) if store_folder().exists() else set()
+    with pytest.raises(ValueError, match=r"2 different shapes .*\(300, 300, 1\)"):
+        extract_features(dataset, FeatureSettings())
+    after = set(os.listdir(store_folder())) if store_folder().exists() else set()
+    assert after == before  # nothing decoded, nothing stored
+
+
+def test_an_unreadable_file_leaves_no_entry(digits_dataset):
+    dataset, _ = digits_dataset
+    broken = dataset.skip(3).first().filepath
+    with open(broken, "wb") as handle:
+        handle.write(b"not an image")
+    before = set(os.listdir(store_folder())) if store_folder().exists() else set()
+    with pytest.raises(ValueError, match=r"1 of 150 images are missing or unreadable"):
+        extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=8), num_workers=1))
+    assert set(os.listdir(store_folder())) == before
