@@ -95,8 +95,8 @@ def intrinsic_dimension(
             estimating; 0 merges exact duplicates only.
         progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
         memory_budget (None): bytes of working memory of the neighbour search (by default
-            256 MiB for a memmap, twice the data for an array in memory, a quarter of the
-            free GPU memory on CUDA; see
+            256 MiB for a memmap, twice the data, at least 512 MiB, for an array in
+            memory, a quarter of the free GPU memory on CUDA; see
             :func:`~fiftyone_intrinsic.core.neighbors.nearest_neighbors`).
 
     >>> rng = np.random.default_rng(0)

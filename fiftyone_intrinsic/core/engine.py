@@ -43,6 +43,7 @@ EXTRA_CANDIDATES = 8
 #: Working memory of the search on the CPU when no budget is given: for a memmap, and the
 #: least for data in memory (which may use up to twice its prepared copy, at most 4 GiB).
 DEFAULT_CPU_BUDGET = 256 * 2**20
+DEFAULT_IN_MEMORY_BUDGET = 512 * 2**20
 MAX_DEFAULT_CPU_BUDGET = 4 * 2**30
 
 #: ``mask(block, rows, columns)`` sets to +inf, in place, the entries of the block of
@@ -81,14 +82,14 @@ class SearchResult:
 def default_memory_budget(device: torch.device, source: FeatureSource | None = None) -> int:
     """On a GPU, a quarter of its free memory (at most 32 GiB). On the CPU, 256 MiB for a
     memmap (out-of-core data stays out of core); for data already in memory, enough to
-    keep one prepared float32 copy beside the tiles (twice its size, 256 MiB to 4 GiB)."""
+    keep one prepared float32 copy beside the tiles (twice its size, 512 MiB to 4 GiB)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(min(free // 4, 32 * 2**30))
     if source is None or isinstance(source.data, np.memmap):
         return DEFAULT_CPU_BUDGET
     prepared = source.n_rows * (source.n_features + 2) * 4
-    return int(min(MAX_DEFAULT_CPU_BUDGET, max(DEFAULT_CPU_BUDGET, 2 * prepared)))
+    return int(min(MAX_DEFAULT_CPU_BUDGET, max(DEFAULT_IN_MEMORY_BUDGET, 2 * prepared)))
 
 
 def tile_rows_for(n_rows: int, n_features: int, budget: int, resident: bool, split: bool) -> int:

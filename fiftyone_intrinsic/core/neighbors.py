@@ -312,7 +312,7 @@ def nearest_neighbors(
         rows (None): ``(M,)`` row indices of X to search among, in the order that defines
             the positions (a subset, or X sorted by label); ``None``: all rows.
         memory_budget (None): bytes of working memory beyond X. By default 256 MiB for a
-            memmap, twice the prepared float32 copy (256 MiB to 4 GiB) for data in
+            memmap, twice the prepared float32 copy (512 MiB to 4 GiB) for data in
             memory, a quarter of the free memory on a GPU. The prepared copy is kept when
             it fits in half of the budget; else tiles are prepared as they are used.
         tile_rows (None): rows per tile (default: the most the budget allows).

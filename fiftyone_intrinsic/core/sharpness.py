@@ -105,8 +105,8 @@ def label_sharpness(
         device (None): torch device; CUDA when present, else the CPU.
         progress (None): ``progress(rows_done, rows_total)`` during the search.
         memory_budget (None): bytes of working memory of the search (by default 256 MiB
-            for a memmap, twice the data for an array in memory, a quarter of the free GPU
-            memory on CUDA; see
+            for a memmap, twice the data, at least 512 MiB, for an array in memory, a
+            quarter of the free GPU memory on CUDA; see
             :func:`~fiftyone_intrinsic.core.neighbors.nearest_neighbors`).
 
     >>> X = np.array([[0.0], [1.0], [3.0], [3.0]])
