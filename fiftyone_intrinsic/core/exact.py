@@ -9,6 +9,7 @@ on every rank of a distributed run.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -16,12 +17,25 @@ import torch
 
 from .source import FeatureSource
 
-__all__ = ["ExactDistances"]
+__all__ = ["ExactDistances", "one_torch_thread"]
 
 #: Bytes of float64 differences formed at once (cache-sized: writing them to memory would
 #: cost more than the arithmetic), and the fewest pairs a chunk holds.
 _CHUNK_BYTES = 2**20
 _MIN_PAIRS = 8
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Run torch operations on this thread only: interleaved with numpy's BLAS calls,
+    torch's OpenMP workers would otherwise spin and take the cores from BLAS (2-4x slower
+    on two cores)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class ExactDistances:
@@ -68,8 +82,15 @@ class ExactDistances:
         # underflow: the scale (a power of two, exact) multiplies the sums instead
         scale_sums = 2.0**-400 <= self.scale <= 2.0**400
         sums = difference.numpy()
-        for lo in range(0, keys.shape[0], chunk):
-            n = min(chunk, keys.shape[0] - lo)
+        self._measure(data, first, second, left, right, difference, sums, out, chunk, scale_sums)
+        if scale_sums:
+            out *= self.scale * self.scale
+        return out[inverse.ravel()]
+
+    def _measure(self, data, first, second, left, right, difference, sums, out, chunk, scale_sums):
+        """Fill ``out`` with the squared distances of the row pairs ``(first, second)``."""
+        for lo in range(0, first.shape[0], chunk):
+            n = min(chunk, first.shape[0] - lo)
             # torch gathers and converts (several times faster than numpy here, and
             # elementwise: the same bits on any thread count); numpy sums each row
             torch.index_select(data, 0, first[lo : lo + n], out=left[:n])
@@ -78,9 +99,6 @@ class ExactDistances:
             if not scale_sums:
                 difference[:n].mul_(self.scale)
             np.einsum("ij,ij->i", sums[:n], sums[:n], out=out[lo : lo + n])
-        if scale_sums:
-            out *= self.scale * self.scale
-        return out[inverse.ravel()]
 
     def _data_tensor(self) -> torch.Tensor:
         """The source's array as a CPU tensor sharing its memory (a memmap stays on disk)."""

@@ -18,7 +18,7 @@ import torch
 from .collectives import all_reduce
 from .devices import resolve_device
 from .engine import Progress, search
-from .exact import ExactDistances
+from .exact import ExactDistances, one_torch_thread
 from .products import error_bound_factor
 from .neighbors import as_feature_matrix, feature_scale, find_duplicates
 from .settings import SharpnessSettings
@@ -255,6 +255,8 @@ def _segment_minima(block: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
     if starts.size == 1:  # one class: a plain minimum (fast in either layout)
         return block.amin(dim=1, keepdim=True)
     if block.device.type == "cpu":  # numpy's reduceat is the fastest segmented minimum here
+        if not block.is_contiguous() and block.T.is_contiguous():  # a transposed block:
+            return torch.from_numpy(np.minimum.reduceat(block.T.numpy(), starts, axis=0).T)  # reduce in its layout
         return torch.from_numpy(np.minimum.reduceat(block.numpy(), starts, axis=1))
     lengths = np.diff(np.r_[starts, block.shape[1]])
     segments = torch.as_tensor(lengths, device=block.device).expand(block.shape[0], -1)
@@ -344,9 +346,10 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
     order = np.argsort(targets, kind="stable")
     rows, targets = rows[order], targets[order]
     starts = np.flatnonzero(np.r_[True, np.diff(targets) != 0]) if rows.size else np.empty(0, dtype=np.int64)
-    for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
-        b = int(targets[first])
-        _refine_class(exact, best, upper, codes, rows[first:last], np.arange(bounds[b], bounds[b + 1]), b)
+    with one_torch_thread():  # the float64 products below run on numpy's BLAS threads
+        for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
+            b = int(targets[first])
+            _refine_class(exact, best, upper, codes, rows[first:last], np.arange(bounds[b], bounds[b + 1]), b)
     return np.minimum(best, best.T)
 
 
