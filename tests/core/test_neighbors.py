@@ -397,3 +397,33 @@ def test_find_duplicates_at_high_dimension_reads_every_word():
     assert groups.inverse[0] == groups.inverse[3] == groups.inverse[4]
     assert (groups.inverse[5:] == groups.inverse[5]).all()
     assert groups.n_distinct == 3
+
+
+# --------------------------------------------------------------------------- tiles, memmaps, budgets
+
+
+@pytest.mark.parametrize("n_features", [300, 5000])  # 5000 > 4096: products summed over D-chunks
+@pytest.mark.parametrize("budget", [None, 64 * 2**10])  # a tiny budget: tiles prepared as used
+def test_split_products_and_streamed_tiles_stay_exact(n_features, budget):
+    """Near-duplicates of large norm at high D, with the prepared rows resident or streamed:
+    the neighbours equal the brute force's."""
+    rng = np.random.default_rng(31)
+    bases = rng.uniform(1e3, 1e4, size=(30, n_features))
+    X = np.concatenate([bases, bases + rng.normal(size=bases.shape) * 1e-5, rng.normal(size=(20, n_features)) * 1e3])
+    nn = nearest_neighbors(X, 3, device="cpu", memory_budget=budget)
+    expected_i = assert_exact_neighbors(nn, X, 3)
+    np.testing.assert_array_equal(nn.indices, expected_i)
+
+
+def test_a_memmap_and_a_subset_of_its_rows_are_searched_in_place(tmp_path, rng):
+    X = rng.normal(size=(300, 20)).astype(np.float32)
+    memmap = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=X.shape)
+    memmap[:] = X
+    memmap.flush()
+    on_disk = np.load(tmp_path / "X.npy", mmap_mode="r")
+    rows = np.sort(rng.choice(300, size=120, replace=False))[::-1].copy()  # a subset, reordered
+    found = nearest_neighbors(on_disk, 4, rows=rows, device="cpu", memory_budget=32 * 2**10)
+    expected = nearest_neighbors(X[rows], 4, device="cpu")
+    np.testing.assert_array_equal(found.indices, expected.indices)
+    np.testing.assert_array_equal(found.distances, expected.distances)
+    assert isinstance(on_disk, np.memmap) and on_disk.flags.writeable is False

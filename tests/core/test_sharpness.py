@@ -414,3 +414,17 @@ def test_cuda_matches_brute_force():
     result = label_sharpness(X, labels, top=25, device="cuda")
     assert_matches_brute_force(result, X, labels, 25)
     assert len(result.conflicting_duplicates) == 3
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+@pytest.mark.parametrize("budget", [None, 64 * 2**10])  # a tiny budget: small tiles, streamed
+def test_high_dimension_and_streamed_tiles_match_brute_force(n_classes, budget):
+    """D = 5000 (products summed over D-chunks), near-duplicates of large norm across
+    labels, a conflicting duplicate, more top pairs than a block's rows."""
+    rng = np.random.default_rng(41)
+    X = near_duplicates_of_large_norm(rng, n_bases=25, n_features=5000, n_copies=2)
+    X = np.concatenate([X, X[:1]])  # an exact duplicate of row 0 ...
+    labels = rng.integers(0, n_classes, size=len(X))
+    labels[-1] = (labels[0] + 1) % n_classes  # ... with another label
+    result = label_sharpness(X, labels, top=40, device="cpu", memory_budget=budget)
+    assert_matches_brute_force(result, X, labels, top=40)
