@@ -166,7 +166,7 @@ def child(args) -> None:
     from threadpoolctl import threadpool_info
 
     if args.method == "faiss":
-        import faiss  # noqa: F401  (load its BLAS before listing the pools)
+        import faiss  # noqa: F401  (loads its BLAS before the pools are listed)
     if args.method == "skdim":
         import skdim  # noqa: F401
     # warm-up on 64 rows of both classes: imports, BLAS start-up, our one-off GEMM choice

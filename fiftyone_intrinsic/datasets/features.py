@@ -12,7 +12,6 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.preprocessing import preprocess_image
 from ..core.settings import Preprocessing
 from .progress import StepProgress
 from .settings import FeatureSettings
