@@ -35,7 +35,7 @@ from .products import PreparedTile, TileProducts
 from .source import FeatureSource
 from .tiles import plan_tiles
 
-__all__ = ["SearchResult", "search", "default_memory_budget", "BlockMask", "BlockObserver", "Progress"]
+__all__ = ["SearchResult", "search", "default_memory_budget", "host_kernels", "BlockMask", "BlockObserver", "Progress"]
 
 #: Approximate neighbours kept per row beyond k, so that near-ties rarely need the slower
 #: recomputation of a row.
@@ -390,6 +390,13 @@ class _TiledSearch:
         return np.stack([rows[order], columns[order]], axis=1), distances[order]
 
 
+def host_kernels(tensor: torch.Tensor) -> bool:
+    """Whether selections on ``tensor`` use the CPU's fastest kernels (numpy's comparisons
+    and reductions, torch's kthvalue) rather than the device ones (torch's nonzero, topk,
+    segment_reduce). Tests switch it off to run the device code on the CPU."""
+    return tensor.device.type == "cpu"
+
+
 #: Columns per group whose minimum bounds a fresh row's m-th smallest value.
 _GROUP_COLUMNS = 32
 
@@ -412,7 +419,7 @@ def _group_minima_limit(block: torch.Tensor, m: int, transposed: bool) -> torch.
     minima = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
     if minima.shape[1] < m:
         return torch.full((n_rows,), float("inf"), dtype=block.dtype, device=block.device)
-    return torch.kthvalue(minima, m, dim=1).values if minima.device.type == "cpu" else \
+    return torch.kthvalue(minima, m, dim=1).values if host_kernels(minima) else \
         torch.topk(minima, m, dim=1, largest=False).values[:, -1]
 
 
@@ -422,7 +429,7 @@ def _below(block: torch.Tensor, limits: torch.Tensor, transposed: bool, inclusiv
     comparison and ``flatnonzero`` are three times faster than torch's ``nonzero``, and
     work on the block's own layout."""
     compare = np.less_equal if inclusive else np.less
-    if block.device.type != "cpu":
+    if not host_kernels(block):
         view = block.T if transposed else block
         hits = (view <= limits[:, None]) if inclusive else (view < limits[:, None])
         return torch.nonzero(hits & torch.isfinite(view), as_tuple=True)

@@ -17,6 +17,7 @@ import torch
 
 from .collectives import all_reduce
 from .devices import resolve_device
+from . import engine
 from .engine import Progress, search
 from .exact import ExactDistances, one_torch_thread
 from .products import error_bound_factor
@@ -254,7 +255,7 @@ def _segment_minima(block: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
     ``starts`` (ascending, the first 0) and end at the next start or the last column."""
     if starts.size == 1:  # one class: a plain minimum (fast in either layout)
         return block.amin(dim=1, keepdim=True)
-    if block.device.type == "cpu":  # numpy's reduceat is the fastest segmented minimum here
+    if engine.host_kernels(block):  # numpy's reduceat is the fastest segmented minimum here
         if not block.is_contiguous() and block.T.is_contiguous():  # a transposed block:
             return torch.from_numpy(np.minimum.reduceat(block.T.numpy(), starts, axis=0).T)  # reduce in its layout
         return torch.from_numpy(np.minimum.reduceat(block.numpy(), starts, axis=1))

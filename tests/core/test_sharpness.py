@@ -428,3 +428,20 @@ def test_high_dimension_and_streamed_tiles_match_brute_force(n_classes, budget):
     labels[-1] = (labels[0] + 1) % n_classes  # ... with another label
     result = label_sharpness(X, labels, top=40, device="cpu", memory_budget=budget)
     assert_matches_brute_force(result, X, labels, top=40)
+
+
+def test_the_device_selection_kernels_agree_with_the_host_ones(monkeypatch):
+    """The selections a GPU runs (torch nonzero, topk, segment_reduce) give the same exact
+    result as the CPU's numpy ones: run here on the CPU by switching the host kernels off."""
+    from fiftyone_intrinsic.core import engine
+
+    rng = np.random.default_rng(43)
+    X = near_duplicates_of_large_norm(rng, n_bases=30, n_features=12, n_copies=2)
+    labels = rng.integers(0, 4, size=len(X))
+    host = label_sharpness(X, labels, top=15, device="cpu", memory_budget=64 * 2**10)
+    monkeypatch.setattr(engine, "host_kernels", lambda tensor: False)
+    device_kernels = label_sharpness(X, labels, top=15, device="cpu", memory_budget=64 * 2**10)
+    assert [(p.i, p.j, p.distance) for p in device_kernels.pairs] == [(p.i, p.j, p.distance) for p in host.pairs]
+    np.testing.assert_array_equal(device_kernels.nearest_distance, host.nearest_distance)
+    np.testing.assert_array_equal(device_kernels.class_min_distance, host.class_min_distance)
+    assert_matches_brute_force(device_kernels, X, labels, top=15)
