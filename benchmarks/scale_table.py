@@ -81,21 +81,25 @@ def make_cell(cell: str) -> tuple[np.ndarray, np.ndarray, str]:
         paper = Preprocessing.paper()
         X = np.stack([preprocess_image(Image.fromarray(image), paper).ravel() for image in z["train_images"][chosen]])
         return X.astype(np.float32), labels[chosen].astype(np.int64), "PneumoniaMNIST, 500 + 500, 224² paper preprocessing"
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from bench_exact import make_dataset
-
     n, d = (int(v) for v in cell.split("x"))
-    data = make_dataset(n, d)
+    data = _bench_exact().make_dataset(n, d)
     return data.X, data.labels, "synthetic: " + data.description.split(";")[0]
 
 
 # ----------------------------------------------------------------------------- methods (child side)
 
 
+def _bench_exact():
+    """benchmarks/bench_exact.py (its synthetic data and MLE formula), imported on use."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_exact
+
+    return bench_exact
+
+
 def mle(T: np.ndarray) -> float:
-    """Levina-Bickel MLE with the k − 2 numerator, averaged as science.md §3 says."""
-    logs = np.log(T[:, -1:] / T[:, :-1])
-    return float(1.0 / np.mean(logs.sum(axis=1) / (T.shape[1] - 2)))
+    """Levina-Bickel MLE with the k − 2 numerator (science.md §3), as bench_exact computes it."""
+    return _bench_exact().mle_from_distances(T)[0]
 
 
 def run_method(task: str, method: str, X: np.ndarray, labels: np.ndarray) -> float:

@@ -63,6 +63,12 @@ def main(argv=None) -> int:
     if args.sharpness and args.labels is None:
         print("--sharpness needs --labels (an (N,) .npy array).", file=sys.stderr)
         return 2
+    taken = [p for p in [args.out] if p is not None and p.exists()]
+    if args.per_rank is not None and args.per_rank.is_dir():
+        taken += sorted(args.per_rank.glob("rank*.npz"))
+    if taken:  # never overwrite a file the user has
+        print(f"{taken[0]} exists; choose another --out / --per-rank, or move it away.", file=sys.stderr)
+        return 2
     device = start_process_group(args.device)
     try:
         summary, arrays = run(args, device)

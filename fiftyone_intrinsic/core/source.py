@@ -72,11 +72,10 @@ class FeatureSource:
         """``(P, D)`` rows at ``positions`` in the working dtype."""
         return np.asarray(self.data[self.original(positions)]).astype(self.dtype, copy=False)
 
-    def chunks(self, n_columns_f64: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    def chunks(self) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(lo, hi, rows)`` over all positions, in chunks of about ``CHUNK_BYTES`` of
         float64 values."""
-        width = max(1, n_columns_f64 or self.n_features)
-        step = max(1, CHUNK_BYTES // (8 * width))
+        step = max(1, CHUNK_BYTES // (8 * self.n_features))
         for lo in range(0, self.n_rows, step):
             hi = min(self.n_rows, lo + step)
             yield lo, hi, self.read(lo, hi)

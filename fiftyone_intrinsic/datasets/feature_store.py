@@ -194,7 +194,7 @@ def _check_headers(filepaths, preprocessing: Preprocessing) -> None:
     for path in filepaths:
         try:
             with Image.open(path) as image:
-                size = preprocessing.size or None
+                size = preprocessing.size
                 height, width = (size, size) if size else (image.size[1], image.size[0])
                 channels = preprocessing.channels or channels_of(image)
         except Exception as error:

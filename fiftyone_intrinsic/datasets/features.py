@@ -64,7 +64,7 @@ class Features:
         if self.image_shape is None:
             raise ValueError(f"Features from {self.source} are not images.")
         height, width, channels = self.image_shape
-        flat = torch.from_numpy(np.asarray(self.matrix, dtype=np.float32).copy())
+        flat = torch.from_numpy(np.array(self.matrix, dtype=np.float32))  # one writable copy
         return flat.view(-1, height, width, channels).permute(0, 3, 1, 2).contiguous()
 
 

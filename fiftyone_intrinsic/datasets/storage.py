@@ -11,7 +11,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..core.collectives import rank_and_world
 from .runs import CONFIG_CLASSES
 from .schema import RunNames
 
@@ -80,6 +79,8 @@ def store_run(samples, run_key: str, config, results_cls, values: dict, write: C
 
     Under torch.distributed only rank 0 stores anything.
     """
+    from ..core.collectives import rank_and_world  # torch: loaded by the computation already
+
     if rank_and_world()[0] != 0:
         return  # under torch.distributed every rank holds the result; rank 0 alone writes it
     dataset = samples._dataset
