@@ -11,7 +11,7 @@ Two layers:
   :func:`compute_representation_dimension` (d_repr of a model layer),
   :func:`evaluate_robustness` (also on tensors), :func:`fit_scaling_law`, and
   :func:`list_intrinsic_runs`, :func:`load_intrinsic_results`,
-  :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`,
+  :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`, :func:`rename_intrinsic_run`,
   :func:`load_sharpest_pairs_view`.
 
 Names load on first use, so that importing the package (as the FiftyOne plugin does on
@@ -58,6 +58,7 @@ _EXPORTS = {
     "load_intrinsic_results": "datasets.runs",
     "get_intrinsic_run_info": "datasets.runs",
     "delete_intrinsic_run": "datasets.runs",
+    "rename_intrinsic_run": "datasets.runs",
 }
 
 __all__ = ["__version__", *_EXPORTS]

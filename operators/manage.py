@@ -11,11 +11,13 @@ from fiftyone_intrinsic.datasets.schema import SHARPNESS
 from . import forms
 
 
-def _run_key_input(ctx, inputs, method=None):
-    keys = runs.list_intrinsic_runs(ctx.dataset, method=method)
+def _run_key_input(ctx, inputs, method=None, status="complete"):
+    """A dropdown of the dataset's runs (``status=None``: incomplete ones too, marked)."""
+    keys = runs.list_intrinsic_runs(ctx.dataset, method=method, status=status)
+    incomplete = set(runs.list_intrinsic_runs(ctx.dataset, method=method, status="incomplete"))
     choices = types.DropdownView()
     for key in keys:
-        choices.add_choice(key, label=key)
+        choices.add_choice(key, label=f"{key} (incomplete)" if key in incomplete else key)
     prop = inputs.str("run_key", label="Run", required=True, view=choices)
     key = ctx.params.get("run_key")
     if not keys:
@@ -68,19 +70,23 @@ class GetIntrinsicRunInfo(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs)
+        _run_key_input(ctx, inputs, status=None)
         return types.Property(inputs, view=types.View(label="Intrinsic run info"))
 
     def execute(self, ctx):
         key = ctx.params["run_key"]
         info = runs.get_intrinsic_run_info(ctx.dataset, key)
-        results = runs.load_intrinsic_results(ctx.dataset, key)
-        summary = {
-            name: getattr(results, name) for name in results.VALUES
-            if not isinstance(getattr(results, name), list)
-        }
+        complete = runs.is_complete(info.config)
+        summary = {}
+        if complete:
+            results = runs.load_intrinsic_results(ctx.dataset, key)
+            summary = {
+                name: getattr(results, name) for name in results.VALUES
+                if not isinstance(getattr(results, name), list)
+            }
         return {
             "run_key": key,
+            "status": runs.run_status(info.config) if complete else runs.incomplete_message(ctx.dataset, key, info.config),
             "timestamp": str(info.timestamp),
             "config": json.loads(json.dumps(info.config.serialize(), default=str)),
             "results": json.loads(json.dumps(summary, default=str)),
@@ -89,6 +95,7 @@ class GetIntrinsicRunInfo(foo.Operator):
     def resolve_output(self, ctx):
         outputs = types.Object()
         outputs.str("run_key", label="Run key")
+        outputs.str("status", label="Status")
         outputs.str("timestamp", label="Computed at (UTC)")
         outputs.obj("results", label="Results", view=types.JSONView())
         outputs.obj("config", label="Config", view=types.JSONView())
@@ -110,7 +117,7 @@ class DeleteIntrinsicRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs)
+        _run_key_input(ctx, inputs, status=None)
         return types.Property(inputs, view=types.View(label="Delete intrinsic run"))
 
     def execute(self, ctx):

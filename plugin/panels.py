@@ -119,6 +119,12 @@ class _Content:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
             return
         self.text["header"] = f"### Intrinsic properties of `{summary.name}`\n{summary.n_samples} samples."
+        if summary.incomplete:
+            self.text["header"] += (
+                f"\n\n**Incomplete runs:** {', '.join(f'`{k}`' for k in summary.incomplete)}: being "
+                "computed, or stopped before they finished. Their values are not shown; remove "
+                "one with **Delete intrinsic run** (from the operator browser) once its process is gone."
+            )
         if not summary.runs:
             self.text["header"] += (
                 "\n\nNo audit runs yet. Use **Compute d_data** and **Compute K_F** below (or "

@@ -9,10 +9,10 @@ from ..core.settings import DEFAULT_K, DimensionSettings
 from .features import extract_features
 from .progress import StageReporter, StepProgress
 from .results import DimensionResults
-from .runs import validate_run_key
+from .claims import claim_run
 from .schema import DIMENSION
 from .settings import FeatureSettings, as_feature_settings
-from .storage import check_free_fields, json_float, json_floats, make_config, store_run
+from .storage import json_float, json_floats, make_config
 
 __all__ = ["compute_intrinsic_dimension", "dimension_values"]
 
@@ -61,21 +61,19 @@ def compute_intrinsic_dimension(
         confidence=confidence, seed=seed, duplicate_tolerance=duplicate_tolerance, device=device,
     )
     feature_settings = as_feature_settings(features)
-    validate_run_key(samples, run_key, overwrite, DIMENSION.method)
-    names = DIMENSION.names(run_key)
-    check_free_fields(samples, run_key, names)
-    report = StageReporter(progress)
-    report(0.0, "Loading features")
-    extracted = extract_features(samples, feature_settings, progress=report.fraction(0.0, 0.5))
-    result = estimate_dimension(extracted.matrix, settings, report.stage(0.5, 0.95, "Neighbour search"))
-    config = make_config(DIMENSION.method, settings, extracted.fingerprint(), names)
+    with claim_run(samples, run_key, DIMENSION, overwrite=overwrite) as claim:
+        report = StageReporter(progress)
+        report(0.0, "Loading features")
+        extracted = extract_features(samples, feature_settings, progress=report.fraction(0.0, 0.5))
+        result = estimate_dimension(extracted.matrix, settings, report.stage(0.5, 0.95, "Neighbour search"))
+        config = make_config(DIMENSION.method, settings, extracted.fingerprint(), claim.names)
 
-    def write():
-        local = dict(zip(extracted.sample_ids, json_floats(result.local)))
-        samples.set_values(names.field("local_dimension"), local, key_field="id")
+        def write():
+            local = dict(zip(extracted.sample_ids, json_floats(result.local)))
+            samples.set_values(claim.names.field("local_dimension"), local, key_field="id")
 
-    values = dimension_values(result, extracted.sample_ids)
-    store_run(samples, run_key, config, DimensionResults, values, write)
+        values = dimension_values(result, extracted.sample_ids)
+        claim.store(config, DimensionResults, values, write)
     report(1.0, f"d_data = {result.dimension:.2f}")
     return result
 

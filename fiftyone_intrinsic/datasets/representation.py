@@ -21,10 +21,11 @@ from ..core.settings import DEFAULT_K, DimensionSettings, ModelInput, as_model_i
 from .features import extract_features
 from .progress import StageReporter
 from .results import RepresentationResults
+from .claims import claim_run
 from .runs import load_intrinsic_results, require_method, validate_run_key
 from .schema import DIMENSION, REPRESENTATION
 from .settings import FeatureSettings
-from .storage import check_free_fields, json_float, json_floats, make_config, store_run
+from .storage import json_float, json_floats, make_config
 
 __all__ = ["RepresentationResult", "compute_representation_dimension"]
 
@@ -86,43 +87,42 @@ def compute_representation_dimension(
     model_input = as_model_input(model_input)
     settings = DimensionSettings(estimator=estimator, k=k, device=device)
     validate_run_key(samples, run_key, overwrite, REPRESENTATION.method)
-    names = REPRESENTATION.names(run_key)
-    check_free_fields(samples, run_key, names)
     stored_data = _stored_data_dimension(samples, data_run_key) if data_run_key else None
     find_layer(model, layer)  # a wrong layer name fails before any work
-    report = StageReporter(progress)
-    pixels = extract_features(
-        samples, FeatureSettings(preprocessing=model_input.preprocessing()), progress=report.fraction(0.0, 0.3),
-    )
-    wrapped = NormalizedModel(model, model_input)
-    batches = _batches(pixels.images(), batch_size, report)
-    activations = layer_activations(wrapped, batches, layer if layer in ("", OUTPUT_LAYER) else f"model.{layer}", device=device)
-    if not np.isfinite(activations).all():
-        raise ValueError(f"Layer {layer!r} produced NaN or inf activations; check the model and its input.")
-    representation = estimate_dimension(activations, settings, report.stage(0.6, 0.8, "d_repr neighbours"))
-    if stored_data is None:
-        no_interval = settings.model_copy(update={"n_bootstrap": 0})
-        data = estimate_dimension(pixels.matrix, no_interval, report.stage(0.8, 0.95, "d_data neighbours"))
-        data_dimension, data_source = data.dimension, "computed"
-    else:
-        data_dimension, data_source = stored_data, data_run_key
-    result = RepresentationResult(
-        representation=representation, data_dimension=float(data_dimension),
-        data_source=data_source, holds=bool(representation.dimension <= data_dimension),
-        layer=layer, n_features=int(activations.shape[1]),
-    )
-    config = make_config(
-        REPRESENTATION.method, settings, pixels.fingerprint(), names,
-        layer=layer, model=_describe(model), model_input=model_input.model_dump(),
-    )
+    with claim_run(samples, run_key, REPRESENTATION, overwrite=overwrite) as claim:
+        report = StageReporter(progress)
+        pixels = extract_features(
+            samples, FeatureSettings(preprocessing=model_input.preprocessing()), progress=report.fraction(0.0, 0.3),
+        )
+        wrapped = NormalizedModel(model, model_input)
+        batches = _batches(pixels.images(), batch_size, report)
+        activations = layer_activations(wrapped, batches, layer if layer in ("", OUTPUT_LAYER) else f"model.{layer}", device=device)
+        if not np.isfinite(activations).all():
+            raise ValueError(f"Layer {layer!r} produced NaN or inf activations; check the model and its input.")
+        representation = estimate_dimension(activations, settings, report.stage(0.6, 0.8, "d_repr neighbours"))
+        if stored_data is None:
+            no_interval = settings.model_copy(update={"n_bootstrap": 0})
+            data = estimate_dimension(pixels.matrix, no_interval, report.stage(0.8, 0.95, "d_data neighbours"))
+            data_dimension, data_source = data.dimension, "computed"
+        else:
+            data_dimension, data_source = stored_data, data_run_key
+        result = RepresentationResult(
+            representation=representation, data_dimension=float(data_dimension),
+            data_source=data_source, holds=bool(representation.dimension <= data_dimension),
+            layer=layer, n_features=int(activations.shape[1]),
+        )
+        config = make_config(
+            REPRESENTATION.method, settings, pixels.fingerprint(), claim.names,
+            layer=layer, model=_describe(model), model_input=model_input.model_dump(),
+        )
 
-    def write():
-        local = dict(zip(pixels.sample_ids, json_floats(representation.local)))
-        samples.set_values(names.field("local_dimension"), local, key_field="id")
+        def write():
+            local = dict(zip(pixels.sample_ids, json_floats(representation.local)))
+            samples.set_values(claim.names.field("local_dimension"), local, key_field="id")
 
-    store_run(samples, run_key, config, RepresentationResults, _stored_values(result), write)
-    report(1.0, f"d_repr = {representation.dimension:.2f}, d_data = {data_dimension:.2f}")
-    return result
+        claim.store(config, RepresentationResults, _stored_values(result), write)
+        report(1.0, f"d_repr = {representation.dimension:.2f}, d_data = {data_dimension:.2f}")
+        return result
 
 
 def _stored_values(result: RepresentationResult) -> dict:

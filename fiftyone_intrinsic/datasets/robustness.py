@@ -19,10 +19,11 @@ from .features import extract_features
 from .labels import classification_labels
 from .progress import StageReporter
 from .results import RobustnessResults
+from .claims import claim_run
 from .runs import load_intrinsic_results, require_method, validate_run_key
 from .schema import ROBUSTNESS, SHARPNESS
 from .settings import FeatureSettings
-from .storage import check_free_fields, json_float, json_floats, make_config, store_run
+from .storage import json_float, json_floats, make_config
 
 __all__ = ["evaluate_robustness", "evaluate_collection", "sharpness_scale"]
 
@@ -99,52 +100,51 @@ def evaluate_collection(
     validate_run_key(samples, run_key, overwrite, ROBUSTNESS.method)
     labels = classification_labels(samples, label_field)
     targets, names = encode_targets(labels, [str(c) for c in class_names] if class_names else sorted(set(labels)))
-    written = ROBUSTNESS.names(run_key, attacks=settings.attacks)
-    check_free_fields(samples, run_key, written)
     scale = sharpness_scale(samples, sharpness_run_key, model_input) if sharpness_run_key else None
 
-    report = StageReporter(progress)
-    feature_settings = FeatureSettings(preprocessing=model_input.preprocessing())
-    pixels = extract_features(samples, feature_settings, progress=report.fraction(0.0, 0.2))
-    images = pixels.images()
-    wrapped = NormalizedModel(model, model_input)
-    check_model(wrapped, images[: min(8, len(images))], names, settings)
-    result = attack_model(wrapped, images, targets, settings, progress=report.fraction(0.2, 0.9))
-    comparison = None
-    if sharpness_run_key:
-        report(0.92, "Pair certificate")
-        comparison = _compare(samples, sharpness_run_key, scale, wrapped, names, result, pixels.sample_ids, model_input, settings, label_field)
+    with claim_run(samples, run_key, ROBUSTNESS, overwrite=overwrite, attacks=settings.attacks) as claim:
+        written = claim.names
+        report = StageReporter(progress)
+        feature_settings = FeatureSettings(preprocessing=model_input.preprocessing())
+        pixels = extract_features(samples, feature_settings, progress=report.fraction(0.0, 0.2))
+        images = pixels.images()
+        wrapped = NormalizedModel(model, model_input)
+        check_model(wrapped, images[: min(8, len(images))], names, settings)
+        result = attack_model(wrapped, images, targets, settings, progress=report.fraction(0.2, 0.9))
+        comparison = None
+        if sharpness_run_key:
+            report(0.92, "Pair certificate")
+            comparison = _compare(samples, sharpness_run_key, scale, wrapped, names, result, pixels.sample_ids, model_input, settings, label_field)
 
-    fragile = _fragile(result, settings)
-    config = make_config(
-        ROBUSTNESS.method, settings, pixels.fingerprint(), written, label_field=label_field,
-        model=f"{type(model).__module__}.{type(model).__name__}",
-        model_input=model_input.model_dump(), class_names=names, sharpness_run_key=sharpness_run_key,
-    )
-    values = _stored_values(result, names, comparison)
-
-    def write():
-        ids = pixels.sample_ids
-        samples.set_values(written.field("correct"), dict(zip(ids, result.clean_correct.tolist())), key_field="id")
-        if result.min_epsilon is not None:
-            samples.set_values(written.field("min_epsilon"), dict(zip(ids, json_floats(result.min_epsilon))), key_field="id")
-            samples.set_values(written.field("min_l2"), dict(zip(ids, json_floats(result.min_l2))), key_field="id")
-        for attack in settings.attacks:
-            curve = result.curves[attack]
-            first = [next((curve.epsilons[e] for e in np.flatnonzero(row)), None) for row in curve.fooled]
-            samples.set_values(written.field(f"flip_epsilon:{attack}"), dict(zip(ids, first)), key_field="id")
-        fragile_ids = [ids[i] for i in fragile]
-        dataset = samples._dataset
-        if fragile_ids:
-            dataset.select(fragile_ids).tag_samples(written.tag("fragile"))
-        dataset.save_view(
-            written.view("fragile"), dataset.select(fragile_ids, ordered=True),
-            description=f"Run {run_key!r}: samples that flip at the smallest attack budget",
+        fragile = _fragile(result, settings)
+        config = make_config(
+            ROBUSTNESS.method, settings, pixels.fingerprint(), written, label_field=label_field,
+            model=f"{type(model).__module__}.{type(model).__name__}",
+            model_input=model_input.model_dump(), class_names=names, sharpness_run_key=sharpness_run_key,
         )
+        values = _stored_values(result, names, comparison)
 
-    store_run(samples, run_key, config, RobustnessResults, values, write)
-    report(1.0, f"clean accuracy {result.clean_accuracy:.3f}")
-    return RobustnessReport(result, names, comparison)
+        def write():
+            ids = pixels.sample_ids
+            samples.set_values(written.field("correct"), dict(zip(ids, result.clean_correct.tolist())), key_field="id")
+            if result.min_epsilon is not None:
+                samples.set_values(written.field("min_epsilon"), dict(zip(ids, json_floats(result.min_epsilon))), key_field="id")
+                samples.set_values(written.field("min_l2"), dict(zip(ids, json_floats(result.min_l2))), key_field="id")
+            for attack in settings.attacks:
+                curve = result.curves[attack]
+                first = [next((curve.epsilons[e] for e in np.flatnonzero(row)), None) for row in curve.fooled]
+                samples.set_values(written.field(f"flip_epsilon:{attack}"), dict(zip(ids, first)), key_field="id")
+            fragile_ids = [ids[i] for i in fragile]
+            dataset = samples._root_dataset
+            claim.tag_samples("fragile", fragile_ids)
+            claim.save_view(
+                "fragile", dataset.select(fragile_ids, ordered=True),
+                description=f"Run {run_key!r}: samples that flip at the smallest attack budget",
+            )
+
+        claim.store(config, RobustnessResults, values, write)
+        report(1.0, f"clean accuracy {result.clean_accuracy:.3f}")
+        return RobustnessReport(result, names, comparison)
 
 
 def sharpness_scale(samples, sharpness_run_key, model_input: ModelInput) -> float:

@@ -15,7 +15,7 @@ from typing import ClassVar
 import fiftyone.core.runs as fors
 
 from .results import IntrinsicResults, as_typed_results
-from .schema import METHODS, RunSchema, schema_of
+from .schema import METHODS, RunNames, RunSchema, schema_of
 
 __all__ = [
     "IntrinsicRunConfig",
@@ -38,6 +38,13 @@ __all__ = [
     "delete_intrinsic_run",
     "validate_run_key",
     "require_method",
+    "rename_intrinsic_run",
+    "is_complete",
+    "run_status",
+    "incomplete_message",
+    "names_of",
+    "check_names_free",
+    "move_run_names",
 ]
 
 
@@ -73,7 +80,8 @@ class IntrinsicRunConfig(fors.RunConfig):
 
 
 class IntrinsicRun(fors.Run):
-    """A stored run; cleans up its fields, tags and saved views when deleted."""
+    """A stored run; deleting it removes exactly the fields, saved views and sample tags it
+    recorded writing, and renaming it moves them to the new key's names."""
 
     @classmethod
     def config_cls(cls):
@@ -83,15 +91,26 @@ class IntrinsicRun(fors.Run):
         return list(getattr(self.config, "fields", []))
 
     def cleanup(self, samples, key):
-        dataset = samples._dataset
+        dataset = samples._root_dataset
         for field in getattr(self.config, "fields", []):
             if dataset.has_sample_field(field):
                 dataset.delete_sample_field(field)
+        tagged = getattr(self.config, "tagged", None)
         for tag in getattr(self.config, "tags", []):
-            dataset.untag_samples(tag)
+            if tagged is None:  # older runs did not record the samples they tagged
+                dataset.untag_samples(tag)
+            elif tagged.get(tag):
+                dataset.select(tagged[tag]).untag_samples(tag)
         for name in getattr(self.config, "saved_views", []):
             if dataset.has_saved_view(name):
                 dataset.delete_saved_view(name)
+
+    def rename(self, samples, key, new_key):
+        """Move the fields, tags and saved views to ``new_key``'s names (FiftyOne's
+        ``rename_run`` calls this before it renames the key)."""
+        config = self.config
+        new = self.config.schema.names(new_key, attacks=_attacks_of(config))
+        move_run_names(samples._root_dataset, key, config, new)
 
 
 class DimensionRunConfig(IntrinsicRunConfig):
@@ -172,17 +191,20 @@ def validate_run_key(samples, run_key: str, overwrite: bool, method: str | None 
             f"Run key {run_key!r} is not a valid identifier; use letters, digits and "
             "underscores, not starting with a digit (e.g. 'label_sharpness')."
         )
-    if run_key in samples._dataset.list_runs():
-        if not overwrite:
-            raise ValueError(
-                f"A run with key {run_key!r} already exists on dataset "
-                f"{samples._dataset.name!r}. Choose another key or pass overwrite=True."
-            )
-        existing = samples._dataset.get_run_info(run_key).config
+    if run_key in samples._root_dataset.list_runs():
+        existing = samples._root_dataset.get_run_info(run_key).config
         if not isinstance(existing, IntrinsicRunConfig):
             raise ValueError(
                 f"Run key {run_key!r} belongs to a run that fiftyone_intrinsic did not "
                 "write; choose another key."
+            )
+        if not is_complete(existing):
+            raise ValueError(incomplete_message(samples, run_key, existing))
+        if not overwrite:
+            raise ValueError(
+                f"A run with key {run_key!r} already exists on dataset "
+                f"{samples._root_dataset.name!r}. Choose another key, or replace it "
+                "(overwrite=True; 'Overwrite' in the App)."
             )
         if method is not None and existing.method != method:
             raise ValueError(
@@ -191,15 +213,46 @@ def validate_run_key(samples, run_key: str, overwrite: bool, method: str | None 
             )
 
 
-def list_intrinsic_runs(samples, method: str | None = None) -> list[str]:
-    """Keys of this library's runs on the dataset, optionally of one method."""
-    dataset = samples._dataset
+def list_intrinsic_runs(samples, method: str | None = None, *, status: str | None = "complete") -> list[str]:
+    """Keys of this library's runs on the dataset.
+
+    Args:
+        samples: a dataset or view (runs of its dataset are listed).
+        method (None): only runs of this method.
+        status ("complete"): only ``"complete"`` runs, only ``"incomplete"`` ones (being
+            computed, or left by a process that was killed: delete them), or ``None`` for all.
+    """
+    dataset = samples._root_dataset
     keys = []
     for key in dataset.list_runs():
         config = dataset.get_run_info(key).config
-        if isinstance(config, IntrinsicRunConfig) and (method is None or config.method == method):
+        if not isinstance(config, IntrinsicRunConfig) or (method is not None and config.method != method):
+            continue
+        if status is None or run_status(config) == status:
             keys.append(key)
     return keys
+
+
+def run_status(config) -> str:
+    """``"complete"`` or ``"incomplete"`` (runs stored before statuses were recorded are complete)."""
+    return "complete" if is_complete(config) else "incomplete"
+
+
+def is_complete(config) -> bool:
+    """Whether a run's config says every write finished."""
+    return getattr(config, "status", "complete") == "complete"
+
+
+def incomplete_message(samples, run_key: str, config) -> str:
+    """Why run ``run_key`` cannot be used: who started it, and how to remove it."""
+    owner = getattr(config, "owner", None) or {}
+    who = f"process {owner.get('pid')} on {owner.get('host')}, started {owner.get('started')} UTC" if owner else "an earlier process"
+    return (
+        f"Run {run_key!r} on dataset {samples._root_dataset.name!r} is incomplete: {who} is "
+        "still computing it, or was stopped before it finished. Wait for it, or if that "
+        f"process is gone delete the run (delete_intrinsic_run(dataset, {run_key!r}), or "
+        "'Delete intrinsic run' in the App), which removes what it wrote."
+    )
 
 
 def get_intrinsic_run_info(samples, run_key: str):
@@ -211,14 +264,35 @@ def get_intrinsic_run_info(samples, run_key: str):
 def load_intrinsic_results(samples, run_key: str) -> IntrinsicResults:
     """The stored results, typed by method (:mod:`.results`)."""
     info = get_intrinsic_run_info(samples, run_key)
-    results = samples._dataset.load_run_results(run_key, cache=False)
+    if not is_complete(info.config):
+        raise ValueError(incomplete_message(samples, run_key, info.config))
+    results = samples._root_dataset.load_run_results(run_key, cache=False)
     return as_typed_results(results, info.config.method)
 
 
 def delete_intrinsic_run(samples, run_key: str) -> None:
-    """Delete a run and the fields, tags and saved views it wrote."""
+    """Delete a run (complete or not) and the fields, tags and saved views it wrote."""
     _require_run(samples, run_key)
-    samples._dataset.delete_run(run_key)
+    samples._root_dataset.delete_run(run_key)
+
+
+def rename_intrinsic_run(samples, run_key: str, new_run_key: str) -> None:
+    """Rename a run; its fields, tags and saved views move to the new key's names.
+
+    Raises:
+        ValueError: no such run, an invalid or taken new key, or a new name that a field,
+            tag or saved view already has (nothing is changed then).
+    """
+    info = get_intrinsic_run_info(samples, run_key)
+    dataset = samples._root_dataset
+    if not isinstance(new_run_key, str) or not new_run_key.isidentifier():
+        raise ValueError(f"Run key {new_run_key!r} is not a valid identifier; use letters, digits and underscores.")
+    if new_run_key in dataset.list_runs():
+        raise ValueError(f"A run with key {new_run_key!r} already exists on dataset {dataset.name!r}.")
+    if not is_complete(info.config):
+        raise ValueError(incomplete_message(samples, run_key, info.config))
+    check_names_free(dataset, info.config.schema.names(new_run_key, attacks=_attacks_of(info.config)))
+    dataset.rename_run(run_key, new_run_key)
 
 
 def require_method(samples, run_key: str, method: str, what: str | None = None):
@@ -233,9 +307,82 @@ def require_method(samples, run_key: str, method: str, what: str | None = None):
 
 
 def _require_run(samples, run_key):
-    keys = list_intrinsic_runs(samples)
+    keys = list_intrinsic_runs(samples, status=None)
     if run_key not in keys:
         raise ValueError(
             f"No fiftyone_intrinsic run with key {run_key!r} on dataset "
             f"{samples._dataset.name!r}; its runs are {keys}."
         )
+
+
+# -- the names a run owns ---------------------------------------------------------------------
+
+
+def names_of(config, key: str) -> RunNames:
+    """The names run ``key`` owns, by role, as its config recorded them (runs before 0.3.0
+    recorded lists without roles: their names come from the schema)."""
+    recorded = getattr(config, "names", None)
+    if recorded:
+        return RunNames(fields=recorded["fields"], tags=recorded["tags"], saved_views=recorded["saved_views"])
+    return config.schema.names(key, attacks=_attacks_of(config))
+
+
+def check_names_free(dataset, names: RunNames, owned: RunNames | None = None) -> None:
+    """Refuse sample fields, tags and saved views that exist and are not in ``owned``
+    (the names of the run being replaced)."""
+    mine = set()
+    if owned is not None:
+        mine = {*owned.fields.values(), *owned.tags.values(), *owned.saved_views.values()}
+    existing_tags = set(dataset.distinct("tags"))
+    taken = [
+        *(f"field {f!r}" for f in names.fields.values() if dataset.has_sample_field(f) and f not in mine),
+        *(f"tag {t!r}" for t in names.tags.values() if t in existing_tags and t not in mine),
+        *(f"saved view {v!r}" for v in names.saved_views.values() if dataset.has_saved_view(v) and v not in mine),
+    ]
+    if taken:
+        raise ValueError(
+            f"This run would write {', '.join(taken)}, which already exist on dataset "
+            f"{dataset.name!r} and belong to you or to another run; choose another run key, "
+            "or rename or delete those."
+        )
+
+
+def move_run_names(dataset, key: str, config, new: RunNames) -> None:
+    """Rename what run ``key`` wrote (per its ``config``) to ``new``'s names, and record
+    the new names in its config. Every new name must be free; nothing changes otherwise."""
+    old = names_of(config, key)
+    roles = lambda kind: [(getattr(old, kind)[r], getattr(new, kind)[r]) for r in getattr(old, kind) if r in getattr(new, kind)]
+    check_names_free(dataset, RunNames(
+        fields={n: n for o, n in roles("fields") if o != n}, tags={n: n for o, n in roles("tags") if o != n},
+        saved_views={n: n for o, n in roles("saved_views") if o != n},
+    ))
+    for before, after in roles("fields"):
+        if before != after and dataset.has_sample_field(before):
+            dataset.rename_sample_field(before, after)
+    tagged = getattr(config, "tagged", None)
+    for before, after in roles("tags"):
+        if before == after:
+            continue
+        ids = tagged.pop(before, []) if tagged is not None else dataset.match_tags(before).values("id")
+        if ids:
+            dataset.select(ids).tag_samples(after)
+            dataset.select(ids).untag_samples(before)
+            if tagged is not None:
+                tagged[after] = ids
+    for before, after in roles("saved_views"):
+        if before != after and dataset.has_saved_view(before):
+            info = dataset.get_saved_view_info(before)
+            dataset.save_view(after, dataset.load_saved_view(before), description=info.get("description"))
+            dataset.delete_saved_view(before)
+    config.fields = list(new.fields.values())
+    config.tags = list(new.tags.values())
+    config.saved_views = list(new.saved_views.values())
+    config.names = dict(fields=dict(new.fields), tags=dict(new.tags), saved_views=dict(new.saved_views))
+    if tagged is not None:
+        config.tagged = tagged
+    dataset.update_run_config(key, config)
+
+
+def _attacks_of(config) -> list:
+    """The attacks of a robustness run (they name its per-attack fields)."""
+    return list((getattr(config, "settings", None) or {}).get("attacks", ()))

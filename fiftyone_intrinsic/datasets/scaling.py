@@ -39,10 +39,11 @@ from .features import Features, extract_features
 from .labels import classification_labels
 from .progress import StageReporter
 from .results import ScalingLawResults
+from .claims import claim_run
 from .runs import get_intrinsic_run_info, load_intrinsic_results, require_method, validate_run_key
 from .schema import DIMENSION, REPRESENTATION, SCALING, SHARPNESS
 from .settings import SCALING_MODES, FeatureSettings, ScalingLawSettings
-from .storage import check_free_fields, json_float, make_config, store_run
+from .storage import json_float, make_config
 
 __all__ = [
     "ScalingLawReport",
@@ -146,82 +147,82 @@ def fit_scaling_law(
         settings.size, settings.channels,
     )
     if settings.mode == "before_labeling":
-        return _before_labeling(samples, run_key, settings, preprocessing, sources, progress)
+        return _before_labeling(samples, run_key, settings, preprocessing, sources, progress, overwrite)
 
-    names = SCALING.names(run_key)
-    check_free_fields(samples, run_key, names)
-    ids, labels, train_pos, test_pos = prepare_split(samples, label_field, test_samples, curve_settings)
-    sizes = resolve_sizes(labels[train_pos], curve_settings, pilot=settings.mode == "pilot")
-    curve_settings = curve_settings.model_copy(update={"sizes": tuple(sizes.tolist())})
-    report = StageReporter(progress)
-    features = _features(samples, ids, preprocessing, report)
-    _require_same_preprocessing(samples, sources, features.fingerprint())
-    pool_matrix = features.matrix[train_pos]
-    dimension = _data_dimension(samples, sources, pool_matrix, settings, report)
-    sharpness = _sharpness(samples, sources, pool_matrix, labels[train_pos], settings, report)
-    d_repr = _representation_dimension(samples, sources)
-    images = _as_images(features)
-    curve = measure_curve(
-        images, labels, train_pos, test_pos, sizes, curve_settings, model_factory, report.fraction(0.25, 0.95),
-    )
-    fit = fit_power_law(curve.sizes, curve.losses, **settings.fit.model_dump())
-    d_value, d_interval = dimension if dimension else (None, None)
-    law = compare_with_law(fit, d_data=d_value, d_data_interval=d_interval, d_repr=d_repr, k_f=sharpness)
-    targets = _targets(fit, settings.target_loss)
-    plans = {"fitted": plan_budget(fit, targets)}
-    if d_value is not None:
-        plans["law"] = plan_budget(fit, targets, method="law", d_data=d_value, d_data_interval=d_interval)
-    primary = "law" if settings.mode == "pilot" and "law" in plans else "fitted"
-    prediction = predict_exponent(d_value, d_interval) if d_value is not None else None
-    sources = dict(
-        d_data=sources["d_data"] or ("computed" if d_value is not None else None),
-        k_f=sources["k_f"] or ("computed" if sharpness is not None else None),
-        d_repr=sources["d_repr"],
-    )
-    result = ScalingLawReport(settings.mode, curve, fit, law, plans, primary, prediction, sources)
+    with claim_run(samples, run_key, SCALING, overwrite=overwrite) as claim:
+        ids, labels, train_pos, test_pos = prepare_split(samples, label_field, test_samples, curve_settings)
+        sizes = resolve_sizes(labels[train_pos], curve_settings, pilot=settings.mode == "pilot")
+        curve_settings = curve_settings.model_copy(update={"sizes": tuple(sizes.tolist())})
+        report = StageReporter(progress)
+        features = _features(samples, ids, preprocessing, report)
+        _require_same_preprocessing(samples, sources, features.fingerprint())
+        pool_matrix = features.matrix[train_pos]
+        dimension = _data_dimension(samples, sources, pool_matrix, settings, report)
+        sharpness = _sharpness(samples, sources, pool_matrix, labels[train_pos], settings, report)
+        d_repr = _representation_dimension(samples, sources)
+        images = _as_images(features)
+        curve = measure_curve(
+            images, labels, train_pos, test_pos, sizes, curve_settings, model_factory, report.fraction(0.25, 0.95),
+        )
+        fit = fit_power_law(curve.sizes, curve.losses, **settings.fit.model_dump())
+        d_value, d_interval = dimension if dimension else (None, None)
+        law = compare_with_law(fit, d_data=d_value, d_data_interval=d_interval, d_repr=d_repr, k_f=sharpness)
+        targets = _targets(fit, settings.target_loss)
+        plans = {"fitted": plan_budget(fit, targets)}
+        if d_value is not None:
+            plans["law"] = plan_budget(fit, targets, method="law", d_data=d_value, d_data_interval=d_interval)
+        primary = "law" if settings.mode == "pilot" and "law" in plans else "fitted"
+        prediction = predict_exponent(d_value, d_interval) if d_value is not None else None
+        sources = dict(
+            d_data=sources["d_data"] or ("computed" if d_value is not None else None),
+            k_f=sources["k_f"] or ("computed" if sharpness is not None else None),
+            d_repr=sources["d_repr"],
+        )
+        result = ScalingLawReport(settings.mode, curve, fit, law, plans, primary, prediction, sources)
 
-    recorded = settings.model_copy(update={"curve": curve_settings})
-    config = make_config(
-        SCALING.method, recorded, features.fingerprint(), names, label_field=label_field,
-        mode=settings.mode, model=curve.model,
-        test_view=None if test_samples is None else _describe_view(test_samples),
-    )
-    values = _stored_values(result, ids, features, train_pos, test_pos)
+        recorded = settings.model_copy(update={"curve": curve_settings})
+        config = make_config(
+            SCALING.method, recorded, features.fingerprint(), claim.names, label_field=label_field,
+            mode=settings.mode, model=curve.model,
+            test_view=None if test_samples is None else _describe_view(test_samples),
+        )
+        values = _stored_values(result, ids, features, train_pos, test_pos)
 
-    def write():
-        split = {ids[i]: "pool" for i in train_pos.tolist()}
-        split.update({ids[i]: "test" for i in test_pos.tolist()})
-        samples._dataset.set_values(names.field("split"), split, key_field="id")
+        def write():
+            split = {ids[i]: "pool" for i in train_pos.tolist()}
+            split.update({ids[i]: "test" for i in test_pos.tolist()})
+            samples._root_dataset.set_values(claim.names.field("split"), split, key_field="id")
 
-    store_run(samples, run_key, config, ScalingLawResults, values, write)
-    plan = plans[primary]
-    report(1.0, f"exponent {fit.exponent:.3f} [{fit.exponent_low:.3f}, {fit.exponent_high:.3f}]"
-           + (f", −1/d_data = {law.predicted_exponent:.3f}" if law.predicted_exponent is not None else "")
-           + f"; N for loss {plan.target_loss[-1]:.3g}: {_format_n(plan.n_needed[-1])}")
-    return result
+        claim.store(config, ScalingLawResults, values, write)
+        plan = plans[primary]
+        report(1.0, f"exponent {fit.exponent:.3f} [{fit.exponent_low:.3f}, {fit.exponent_high:.3f}]"
+               + (f", −1/d_data = {law.predicted_exponent:.3f}" if law.predicted_exponent is not None else "")
+               + f"; N for loss {plan.target_loss[-1]:.3g}: {_format_n(plan.n_needed[-1])}")
+        return result
 
 
-def _before_labeling(samples, run_key, settings: ScalingLawSettings, preprocessing, sources, progress):
+def _before_labeling(samples, run_key, settings: ScalingLawSettings, preprocessing, sources, progress, overwrite):
     if sources["d_data"] is None and not settings.measure:
         raise ValueError(
             "Before labeling, the prediction needs d_data: give dimension_run_key or measure=True."
         )
-    report = StageReporter(progress)
-    ids = samples.values("id")
-    features = _features(samples, ids, preprocessing, report)
-    _require_same_preprocessing(samples, sources, features.fingerprint())
-    measured = settings.model_copy(update={"measure": True})
-    d_value, d_interval = _data_dimension(samples, sources, features.matrix, measured, report)
-    prediction = predict_exponent(d_value, d_interval)
-    config = make_config(
-        SCALING.method, settings, features.fingerprint(), None, mode="before_labeling",
-    )
-    sources = dict(sources, d_data=sources["d_data"] or "computed")
-    values = dict(mode="before_labeling", prediction=prediction.as_dict(), n_pool=len(ids), sources=sources)
-    store_run(samples, run_key, config, ScalingLawResults, values, lambda: None)
-    report(1.0, f"predicted exponent −1/d_data = {prediction.exponent:.3f}; halving the loss bound "
-                f"takes {prediction.data_factor_per_halving:.3g}× the labels")
-    return ScalingLawReport("before_labeling", None, None, None, {}, None, prediction, sources)
+    with claim_run(samples, run_key, SCALING, overwrite=overwrite) as claim:
+        report = StageReporter(progress)
+        ids = samples.values("id")
+        features = _features(samples, ids, preprocessing, report)
+        _require_same_preprocessing(samples, sources, features.fingerprint())
+        measured = settings.model_copy(update={"measure": True})
+        d_value, d_interval = _data_dimension(samples, sources, features.matrix, measured, report)
+        prediction = predict_exponent(d_value, d_interval)
+        config = make_config(
+            SCALING.method, settings, features.fingerprint(), None, mode="before_labeling",
+        )
+        sources = dict(sources, d_data=sources["d_data"] or "computed")
+        values = dict(mode="before_labeling", prediction=prediction.as_dict(), n_pool=len(ids), sources=sources)
+        claim.store(config, ScalingLawResults, values, lambda: None)
+        report(1.0, f"predicted exponent −1/d_data = {prediction.exponent:.3f}; halving the loss bound "
+                    f"takes {prediction.data_factor_per_halving:.3g}× the labels")
+        return ScalingLawReport("before_labeling", None, None, None, {}, None, prediction, sources)
 
 
 def prepare_split(samples, label_field, test_samples, settings: LearningCurveSettings):

@@ -11,10 +11,11 @@ from .features import Features, extract_features
 from .labels import classification_labels
 from .progress import StageReporter, StepProgress
 from .results import SharpnessResults
-from .runs import require_method, validate_run_key
+from .claims import claim_run
+from .runs import require_method
 from .schema import SHARPNESS
 from .settings import FeatureSettings, as_feature_settings
-from .storage import check_free_fields, json_float, json_floats, make_config, store_run
+from .storage import json_float, json_floats, make_config
 
 __all__ = ["compute_label_sharpness", "load_sharpest_pairs_view", "sharpness_values"]
 
@@ -54,10 +55,14 @@ def compute_label_sharpness(
     """
     settings = SharpnessSettings(top=top, device=device)
     feature_settings = as_feature_settings(features)
-    validate_run_key(samples, run_key, overwrite, SHARPNESS.method)
     labels = classification_labels(samples, label_field)
-    names = SHARPNESS.names(run_key)
-    check_free_fields(samples, run_key, names)
+    with claim_run(samples, run_key, SHARPNESS, overwrite=overwrite) as claim:
+        result = _measure_and_store(samples, claim, labels, label_field, settings, feature_settings, progress)
+    return result
+
+
+def _measure_and_store(samples, claim, labels, label_field, settings, feature_settings, progress):
+    run_key, names = claim.run_key, claim.names
     report = StageReporter(progress)
     report(0.0, "Loading features")
     extracted = extract_features(samples, feature_settings, progress=report.fraction(0.0, 0.5))
@@ -72,26 +77,23 @@ def compute_label_sharpness(
     config = make_config(SHARPNESS.method, settings, extracted.fingerprint(), names, label_field=label_field)
 
     def write():
+        names = claim.names
         samples.set_values(
             names.field("distance"), dict(zip(ids, json_floats(result.nearest_distance))), key_field="id"
         )
         neighbor_ids = [ids[j] if j >= 0 else None for j in result.nearest_index.tolist()]
         samples.set_values(names.field("neighbor"), dict(zip(ids, neighbor_ids)), key_field="id")
-        dataset = samples._dataset
-        flagged_pairs = sorted({i for pair in pair_ids for i in pair})
-        flagged_duplicates = sorted({i for pair in duplicate_ids for i in pair})
-        if flagged_pairs:
-            dataset.select(flagged_pairs).tag_samples(names.tag("pair"))
-        if flagged_duplicates:
-            dataset.select(flagged_duplicates).tag_samples(names.tag("duplicate"))
+        dataset = samples._root_dataset
+        claim.tag_samples("pair", sorted({i for pair in pair_ids for i in pair}))
+        claim.tag_samples("duplicate", sorted({i for pair in duplicate_ids for i in pair}))
         ordered = list(dict.fromkeys(i for pair in duplicate_ids + pair_ids for i in pair))
-        dataset.save_view(
-            names.view("pairs"), dataset.select(ordered, ordered=True),
+        claim.save_view(
+            "pairs", dataset.select(ordered, ordered=True),
             description=f"Run {run_key!r}: conflicting duplicates, then the {len(pair_ids)} "
             f"sharpest pairs of {label_field!r}, each pair side by side (K_F = {result.k_f:.4g}).",
         )
 
-    store_run(samples, run_key, config, SharpnessResults, sharpness_values(result, extracted), write)
+    claim.store(config, SharpnessResults, sharpness_values(result, extracted), write)
     report(1.0, f"K_F = {result.k_f:.4g}")
     return result
 

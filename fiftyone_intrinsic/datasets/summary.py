@@ -40,6 +40,8 @@ class DatasetSummary:
     representation: Optional[RunSummary] = None
     scaling: Optional[RunSummary] = None
     runs: list = field(default_factory=list)
+    #: Keys of incomplete runs: being computed, or left by a process that was stopped.
+    incomplete: list = field(default_factory=list)
 
 
 #: Method → the :class:`DatasetSummary` attribute that shows its latest run.
@@ -67,7 +69,8 @@ def summarize_dataset(dataset) -> DatasetSummary:
         slot = _SLOTS.get(summary.method)
         if slot and (slot not in latest or _rank(summary) > _rank(latest[slot])):
             latest[slot] = summary
-    return DatasetSummary(name=dataset.name, n_samples=len(dataset), runs=every, **latest)
+    incomplete = list_intrinsic_runs(dataset, status="incomplete")
+    return DatasetSummary(name=dataset.name, n_samples=len(dataset), runs=every, incomplete=incomplete, **latest)
 
 
 def comparable_summaries(reference: DatasetSummary) -> list[DatasetSummary]:
