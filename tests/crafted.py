@@ -22,6 +22,17 @@ class WritesMarker:
         return builtins.exec, (f"open({self.marker!r}, 'w').write('ran')",)
 
 
+def prove_live(marker, run):
+    """Run ``run``, an unsafe load of a crafted file: its payload must write ``marker``
+    (else a test using the file proves nothing). Removes the marker again."""
+    try:
+        run()
+    except Exception:  # noqa: BLE001 - unsafe loaders often fail after the payload ran
+        pass
+    assert marker.exists(), "the payload did not run when loaded unsafely; the test would prove nothing"
+    marker.unlink()
+
+
 def payload(marker, protocol=2) -> bytes:
     return pickle.dumps(WritesMarker(marker), protocol=protocol)
 
@@ -41,6 +52,13 @@ def rewrite_zip(source, target, replace):
             data = original.read(info.filename)
             out.writestr(info, replace(info.filename.split("/", 1)[-1], data))
     return target
+
+
+def member_bytes(archive_path, member) -> bytes:
+    """The bytes of the zip member named ``member`` below the archive's top folder."""
+    with zipfile.ZipFile(archive_path) as archive:
+        (name,) = [n for n in archive.namelist() if n.split("/", 1)[-1] == member]
+        return archive.read(name)
 
 
 def tiny_torchscript(path):
