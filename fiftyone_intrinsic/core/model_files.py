@@ -104,7 +104,8 @@ def _is_torchscript(members) -> bool:
 
 
 def _is_export(members) -> bool:
-    # archive_format: torch.export.save since 2.8; serialized_exported_program.json: before
+    # archive_format, models/*.json: torch.export.save's current layout;
+    # serialized_exported_program.json: the older one, which torch.export.load still reads
     return "archive_format" in members or "serialized_exported_program.json" in members or any(
         name.startswith("models/") and name.endswith(".json") for name in members
     )
