@@ -1,5 +1,9 @@
 """Form inputs naming a model file and its input preprocessing, shared by the operators
-that run a user's model. Nothing is unpickled from a path given here."""
+that run a user's model.
+
+The form never loads the file: it checks its kind from the zip directory (and a state
+dict's pickle opcodes) with :func:`fiftyone_intrinsic.core.model_files.check_model_file`.
+The model is loaded only when the operator executes."""
 
 import functools
 import os
@@ -14,18 +18,26 @@ ARCHITECTURES = (
     "densenet121", "efficientnet_b0", "mobilenet_v3_small", "convnext_tiny",
 )
 KIND_LABELS = {
-    "torchvision": "torchvision architecture + state dict",
-    "torchscript": "TorchScript file",
-    "export": "torch.export program (.pt2)",
+    "torchvision": "torchvision architecture + state dict (runs no code from the file)",
+    "torchscript": "TorchScript file (a program: only from sources you trust)",
 }
+#: Shown while TorchScript is chosen.
+TORCHSCRIPT_WARNING = (
+    "A TorchScript file is a program: executing this operator runs the code inside it "
+    "(at load and on every image), with your permissions. Use only TorchScript files from "
+    "sources you trust; a torchvision architecture + state dict runs no code from the file. "
+    "torch.export (.pt2) files are not accepted: loading them can run code."
+)
 
 
-def add_model_inputs(ctx, inputs, kinds=("torchvision", "torchscript")):
+def add_model_inputs(ctx, inputs):
     """Model kind, file, architecture; returns the path property."""
     choices = types.RadioGroup()
-    for kind in kinds:
-        choices.add_choice(kind, label=KIND_LABELS[kind])
+    for kind, label in KIND_LABELS.items():
+        choices.add_choice(kind, label=label)
     inputs.enum("model_kind", choices.values(), default="torchvision", label="Model", view=choices)
+    if ctx.params.get("model_kind", "torchvision") == "torchscript":
+        inputs.view("torchscript_warning", types.Warning(label="TorchScript files are code", description=TORCHSCRIPT_WARNING))
     if ctx.params.get("model_kind", "torchvision") == "torchvision":
         archs = types.AutocompleteView()
         for name in ARCHITECTURES:
@@ -33,7 +45,8 @@ def add_model_inputs(ctx, inputs, kinds=("torchvision", "torchscript")):
         inputs.str("architecture", label="Architecture", required=True, default="resnet18", view=archs)
         inputs.int("num_classes", label="Classes (empty: from the weights)", required=False)
     return inputs.str("model_path", label="Model file", required=True,
-                      description="State dict (loaded with weights_only=True), TorchScript or torch.export file")
+                      description="State dict (loaded with weights_only=True) or TorchScript file "
+                      "(code: trusted sources only). Checked here, loaded only on execution.")
 
 
 def add_input_preprocessing(ctx, inputs):
@@ -52,8 +65,9 @@ def add_input_preprocessing(ctx, inputs):
 
 
 def check_model_file(ctx, path_prop):
-    """Load the model named by the form (cached per file version); flag the path when it
-    cannot be loaded. Returns the layer names, or None."""
+    """Check the model file named by the form without loading it (cached per file
+    version); flag the path when it does not fit the chosen kind. Returns the layer names
+    (a torchvision architecture's, built without the file; none for TorchScript), or None."""
     try:
         source = model_source(ctx.params)
     except (ValidationError, ValueError) as error:
@@ -61,7 +75,7 @@ def check_model_file(ctx, path_prop):
         return None
     if source is None:
         return None
-    layers = _layers_of(source.kind, source.path, _mtime(source.path), source.architecture, source.num_classes)
+    layers = _layers_of(source.kind, source.path, _mtime(source.path), source.architecture)
     if isinstance(layers, str):
         forms.invalidate(path_prop, layers)
         return None
@@ -127,14 +141,15 @@ def _mtime(path):
 
 
 @functools.lru_cache(maxsize=8)
-def _layers_of(kind, path, mtime, architecture, num_classes):
-    """Layer names of a model file, or an error message; cached per file version, since
-    forms are re-resolved on every edit."""
-    from fiftyone_intrinsic.core.models import layer_names, load_model
-    from fiftyone_intrinsic.core.settings import ModelSource
+def _layers_of(kind, path, mtime, architecture):
+    """Layer names for a model file, or an error message; nothing in the file is loaded.
+    Cached per file version, since forms are re-resolved on every edit."""
+    from fiftyone_intrinsic.core.model_files import check_model_file as check_file
+    from fiftyone_intrinsic.core.models import architecture_layers
 
     try:
-        model = load_model(ModelSource(kind=kind, path=path, architecture=architecture, num_classes=num_classes))
+        layers = [] if kind == "torchscript" else architecture_layers(architecture)
+        check_file(kind, path)
     except ValueError as error:
         return str(error)
-    return [] if kind == "torchscript" else layer_names(model)
+    return layers

@@ -31,7 +31,7 @@ class EvaluateAdversarialRobustness(foo.Operator):
         inputs = types.Object()
         view = ctx.target_view()
         label_prop = forms.add_label_field(ctx, inputs, view)
-        path_prop = model_form.add_model_inputs(ctx, inputs, kinds=("torchvision", "torchscript", "export"))
+        path_prop = model_form.add_model_inputs(ctx, inputs)
         model_form.add_input_preprocessing(ctx, inputs)
         classes = inputs.str(
             "class_names", label="Class of each model output (comma-separated, in output order)",

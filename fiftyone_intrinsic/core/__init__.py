@@ -30,6 +30,7 @@ _EXPORTS = {
     "layer_activations": "activations",
     "load_model": "models",
     "NormalizedModel": "models",
+    "check_model_file": "model_files",
     "preprocess_image": "preprocessing",
     "fit_power_law": "scaling",
     "compare_with_law": "scaling",

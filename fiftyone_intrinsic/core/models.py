@@ -1,7 +1,21 @@
-"""Loading a user's model safely, and wrapping it so it sees [0, 1] images.
+"""Loading a user's model file, and wrapping a model so it sees [0, 1] images.
 
-Nothing is unpickled from a user-given path: state dicts load with
-``torch.load(weights_only=True)`` and TorchScript files with ``torch.jit.load``.
+What loading a file may run:
+
+- A state dict (kind ``"torchvision"``) loads with ``torch.load(weights_only=True)``: torch's
+  restricted unpickler builds tensors and plain containers and refuses a pickle that names
+  any other Python object, so no code from the file runs.
+- A TorchScript file (kind ``"torchscript"``) is a program. ``torch.jit.load`` reads its
+  pickles with TorchScript's own C++ unpickler, which resolves only tensors and TorchScript
+  types (a pickle naming a Python callable is refused), but it compiles the TorchScript code
+  in the archive and runs it: a module's ``__setstate__`` at load, ``forward`` on every call.
+  That code can call any operator registered in the process (reading files, for one). Load
+  TorchScript only from sources you trust.
+- torch.export programs (``.pt2``) are refused, see
+  :data:`~fiftyone_intrinsic.core.model_files.EXPORT_REFUSED`.
+
+Every file is first checked by :func:`~fiftyone_intrinsic.core.model_files.check_model_file`,
+which reads its zip directory and opcodes without loading it.
 """
 
 from __future__ import annotations
@@ -11,27 +25,48 @@ import pathlib
 
 import torch
 
+from .model_files import check_model_file
 from .settings import ModelInput, ModelSource
 
-__all__ = ["load_model", "layer_names", "NormalizedModel", "eval_mode"]
+__all__ = ["load_model", "layer_names", "architecture_layers", "check_architecture", "NormalizedModel", "eval_mode"]
 
 
 def load_model(source: ModelSource) -> torch.nn.Module:
     """Load the model a :class:`ModelSource` names, on the CPU.
 
+    A TorchScript file runs its own code here (module docstring); a state dict runs none.
+
     Raises:
-        ValueError: for a missing file, an unknown architecture, a file that is not a
-            state dict (e.g. a pickled object) or not TorchScript, or weights that do not
-            fit the architecture.
+        ValueError: for a missing file, a torch.export archive, an unknown architecture, a
+            file that is not a state dict (e.g. a pickled object) or not TorchScript, or
+            weights that do not fit the architecture.
     """
-    path = pathlib.Path(source.path).expanduser()
-    if not path.is_file():
-        raise ValueError(f"Model file {str(path)!r} does not exist.")
+    if source.kind == "torchvision":
+        check_architecture(source.architecture)
+    path = check_model_file(source.kind, source.path)
     if source.kind == "torchscript":
         return _load_torchscript(path)
-    if source.kind == "export":
-        return _load_exported(path)
     return _load_torchvision(path, source.architecture, source.num_classes)
+
+
+def check_architecture(architecture: str) -> None:
+    """Raise a ValueError naming close matches unless torchvision has ``architecture``."""
+    import torchvision
+
+    available = torchvision.models.list_models()
+    if architecture not in available:
+        close = [name for name in available if name.startswith(architecture[:3])][:8]
+        raise ValueError(
+            f"Unknown torchvision architecture {architecture!r}; for example {close or available[:8]}."
+        )
+
+
+def architecture_layers(architecture: str) -> list[str]:
+    """Layer names of a torchvision architecture, from a freshly built model (no file read)."""
+    import torchvision
+
+    check_architecture(architecture)
+    return layer_names(torchvision.models.get_model(architecture, weights=None))
 
 
 def layer_names(model: torch.nn.Module) -> list[str]:
@@ -54,7 +89,7 @@ def _set_mode(model: torch.nn.Module, training: bool) -> None:
     try:
         model.train(training)
     except (NotImplementedError, RuntimeError):
-        pass  # a torch.export program keeps the mode it was exported in
+        pass  # a torch.export program (e.g. one a caller loaded) keeps its exported mode
 
 
 class NormalizedModel(torch.nn.Module):
@@ -92,25 +127,9 @@ def _load_torchscript(path: pathlib.Path) -> torch.nn.Module:
         ) from error
 
 
-def _load_exported(path: pathlib.Path) -> torch.nn.Module:
-    try:
-        return torch.export.load(str(path)).module()
-    except Exception as error:
-        raise ValueError(
-            f"{str(path)!r} is not a torch.export program ({type(error).__name__}). Save one "
-            "with torch.export.save(torch.export.export(model, (example,)), path)."
-        ) from error
-
-
 def _load_torchvision(path, architecture: str, num_classes):
     import torchvision
 
-    available = torchvision.models.list_models()
-    if architecture not in available:
-        close = [name for name in available if name.startswith(architecture[:3])][:8]
-        raise ValueError(
-            f"Unknown torchvision architecture {architecture!r}; for example {close or available[:8]}."
-        )
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:

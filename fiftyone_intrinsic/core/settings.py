@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .attacks import ATTACKS, get_attack
 from .estimators import ESTIMATORS, get_estimator
+from .model_files import EXPORT_REFUSED
 
 __all__ = [
     "Settings",
@@ -136,12 +137,14 @@ class Preprocessing(Settings):
 
 
 class ModelSource(Settings):
-    """A model file named in a form. Nothing is ever unpickled from it: state dicts load
-    with ``torch.load(weights_only=True)``, TorchScript files with ``torch.jit.load``."""
+    """A model file named in a form. State dicts load with ``torch.load(weights_only=True)``
+    and run no code; TorchScript files are programs, run by ``torch.jit.load`` and on every
+    call (:mod:`.models`); torch.export programs (``.pt2``) are refused."""
 
-    kind: Literal["torchvision", "torchscript", "export"] = Field(
-        ..., description="'torchvision': an architecture name plus a state-dict file; "
-        "'torchscript': a TorchScript file; 'export': a torch.export program (.pt2)."
+    kind: Literal["torchvision", "torchscript"] = Field(
+        ..., description="'torchvision': an architecture name plus a state-dict file (no code "
+        "from the file runs); 'torchscript': a TorchScript file, which is a program: use only "
+        "files from sources you trust."
     )
     path: str = Field(..., min_length=1, description="The state-dict or TorchScript file.")
     architecture: Optional[str] = Field(
@@ -151,6 +154,13 @@ class ModelSource(Settings):
         None, ge=1, description="Outputs of the torchvision model; None infers it from the "
         "state dict's last linear layer."
     )
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _no_export(cls, kind):
+        if kind == "export":
+            raise ValueError(EXPORT_REFUSED)
+        return kind
 
     @model_validator(mode="after")
     def _architecture_for_torchvision(self):
