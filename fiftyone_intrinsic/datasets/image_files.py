@@ -6,7 +6,7 @@ What each array becomes (README, "The audit command"):
   back at full depth). ``uint16`` colour is refused: PNG writers here have no 48-bit mode.
 - float in [0, 1]: multiplied by 255 and rounded to 8 bits; a warning gives the largest
   change when that rounding loses precision (it does not for values ``k / 255``).
-- float or any integer type holding whole numbers 0-255 only: those bytes.
+- float or any other integer type holding whole numbers 0-255 only: those bytes.
 - anything else (negative, NaN or infinite values, floats above 1 that are not whole
   numbers, integers above 255 that are not ``uint16``, booleans) is refused with a
   message saying how to convert it.
