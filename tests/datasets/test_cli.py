@@ -109,6 +109,7 @@ def test_audit_twice_reuses_its_import_and_overwrite_replaces_it(tmp_path, datas
         (["--app", "--port", "70000"], "--port 70000 is not a TCP port"),
         (["--label-field", "labels"], "--label-field 'labels': a source that is imported"),
         (["--embeddings-field", "clip"], "--embeddings-field 'clip': a source that is imported"),
+        (["--name", "../../escape"], "'../../escape' is not safe as a folder name"),
     ],
 )
 def test_bad_flags_are_refused_before_anything_is_imported(tmp_path, dataset_name, capsys, flags, message):
