@@ -74,6 +74,38 @@ def tmp_images(tmp_path):
     return tmp_path / "images"
 
 
+@pytest.fixture
+def users_dataset(dataset_name, tmp_path):
+    """A user's own dataset named ``dataset_name``, made with FiftyOne alone (not by this
+    library): 3 PNG files of their own and a custom string field ``note``."""
+    import fiftyone as fo
+    from PIL import Image
+
+    folder = tmp_path / "users-own-images"
+    folder.mkdir()
+    samples = []
+    for i in range(3):
+        path = folder / f"mine-{i}.png"
+        Image.fromarray(np.full((4, 4), 40 * i, dtype=np.uint8)).save(path)
+        samples.append(fo.Sample(filepath=str(path), note=f"my note {i}"))
+    dataset = fo.Dataset(dataset_name, persistent=True)
+    dataset.add_samples(samples, progress=False)
+    return dataset
+
+
+def dataset_contents(name: str):
+    """What a user would miss: sample ids, file paths, the ``note`` field, the fields and
+    tags of the dataset ``name`` as stored now."""
+    import fiftyone as fo
+
+    dataset = fo.load_dataset(name)
+    dataset.reload()
+    return (
+        dataset.values("id"), dataset.values("filepath"), dataset.values("note"),
+        sorted(dataset.get_field_schema().keys()), dataset.count_sample_tags(),
+    )
+
+
 @pytest.fixture(scope="module")
 def breast(request, tmp_path_factory):
     """BreastMNIST (all 780 images, tags train/val/test) as a FiftyOne dataset of its own

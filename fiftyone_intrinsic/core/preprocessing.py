@@ -33,7 +33,9 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     image, full_scale = _convert(image, channels)
     if preprocessing.size is not None and image.size != (preprocessing.size, preprocessing.size):
         image = image.resize((preprocessing.size, preprocessing.size), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.float64).reshape(image.size[1], image.size[0], channels)
+    array = np.asarray(image, dtype=np.float64).reshape(image.size[1], image.size[0], -1)
+    if array.shape[2] != channels:  # 16-bit or float gray as RGB: R = G = B, at full depth
+        array = np.repeat(array, channels, axis=2)
     scale = 255.0 if preprocessing.value_range == "byte" else 1.0
     if preprocessing.normalize_max:
         peak = array.max()
@@ -48,9 +50,13 @@ def channels_of(image) -> int:
 
 
 def _convert(image, channels: int):
-    """Convert to 1 or 3 channels; returns the image and its full-scale intensity."""
-    if channels == 1 and image.mode in ("I", "I;16", "I;16B", "I;16L"):
+    """Convert to 1 or 3 channels; returns the image and its full-scale intensity.
+
+    16-bit and float grayscale images are kept as they are, whatever ``channels`` says
+    (the caller repeats the gray channel): PIL's conversion to "RGB" or "L" clips them to
+    8 bits, so 16-bit values above 255 would all become white."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
         return image, 65535.0  # 16-bit grayscale, kept at full depth
-    if channels == 1 and image.mode == "F":
+    if image.mode == "F":
         return image, 1.0
     return image.convert("L" if channels == 1 else "RGB"), 255.0

@@ -20,6 +20,7 @@ from .devices import resolve_device
 from . import engine
 from .engine import Progress, search
 from .exact import ExactDistances, one_torch_thread
+from .labels import check_label_types, warn_if_not_classes
 from .products import error_bound_factor
 from .neighbors import as_feature_matrix, feature_scale, find_duplicates
 from .settings import SharpnessSettings
@@ -126,13 +127,22 @@ def label_sharpness(
 def encode_labels(labels, n_rows: int) -> tuple[np.ndarray, list]:
     """``(codes, classes)``: ``(N,)`` int64 class codes and the sorted distinct labels.
 
+    Warns (``UserWarning``) when there are more classes than half the rows, and more than
+    two: K_F expects class labels (:func:`~.labels.warn_if_not_classes`).
+
     Raises:
-        ValueError: a label count that is not ``n_rows``, a missing label, one class only.
+        ValueError: a label count that is not ``n_rows``, a missing label, strings mixed
+            with other types (``1`` and ``"1"`` would merge), one class only.
 
     >>> encode_labels(["b", "a", "b"], 3)[0].tolist()
     [1, 0, 1]
     """
-    labels = np.asarray(list(labels) if not isinstance(labels, np.ndarray) else labels)
+    if not isinstance(labels, np.ndarray):
+        labels = list(labels)
+        check_label_types(labels)  # before numpy turns 1 and "1" into one string
+    elif labels.dtype == object:
+        check_label_types(labels.reshape(-1).tolist())
+    labels = np.asarray(labels)
     if labels.ndim != 1 or labels.shape[0] != n_rows:
         raise ValueError(f"labels must be one label per row of X: got shape {labels.shape} for {n_rows} rows.")
     missing = [i for i, label in enumerate(labels.tolist()) if label is None or label != label]  # None or NaN
@@ -147,6 +157,7 @@ def encode_labels(labels, n_rows: int) -> tuple[np.ndarray, list]:
             f"Label sharpness needs at least two classes; every sample is labelled "
             f"{classes.tolist()[0]!r}, so K_F is undefined."
         )
+    warn_if_not_classes(classes.shape[0], n_rows)
     return codes.reshape(-1).astype(np.int64), classes.tolist()
 
 

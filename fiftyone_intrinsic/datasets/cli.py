@@ -8,12 +8,10 @@ import os
 import sys
 
 from ..core.settings import DimensionSettings, Preprocessing, SharpnessSettings, setting_spec
+from .audit_checks import DIMENSION_KEY, SHARPNESS_KEY, TWONN_KEY, audit_settings, open_audit_dataset
 from .settings import FeatureSettings
 
 __all__ = ["main", "build_parser", "run_audit", "format_report"]
-
-#: The run keys and saved view an audit writes.
-DIMENSION_KEY, TWONN_KEY, SHARPNESS_KEY = "intrinsic_dimension", "intrinsic_dimension_twonn", "label_sharpness"
 
 
 def _add_setting(parser, flag: str, model, name: str, help_text: str | None = None, **overrides):
@@ -47,7 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="FiftyOne dataset name, MedMNIST .npz, IDX folder, or image folder tree (one "
         "subfolder per class). Default: scikit-learn's digits, which ship with scikit-learn.",
     )
-    audit.add_argument("--name", help="dataset name for imported files (default: from the file name)")
+    audit.add_argument(
+        "--name",
+        help="dataset name for imported files (default: from the file name); letters, digits, "
+        "'_', '-' and '.'. A dataset of that name imported earlier from the same, unchanged "
+        "source is reused; any other dataset of that name is left alone and the audit stops",
+    )
+    audit.add_argument(
+        "--overwrite", action="store_true",
+        help="replace a dataset of that name that the source did not create (or re-import the "
+        "source): the old dataset, with its samples, fields and runs, is deleted once the new "
+        "import is complete; its image files stay where they are",
+    )
     audit.add_argument("--label-field", default="ground_truth", help="Classification field (default: ground_truth)")
     audit.add_argument("--embeddings-field", help="use this field's vectors instead of pixels")
     _add_setting(audit, "--size", Preprocessing, "size", metavar="SIZE")
@@ -68,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="under torchrun: share the exact searches between the ranks (gloo on CPUs, NCCL on "
         "GPUs); rank 0 imports the source, stores the runs and prints the report",
     )
-    audit.add_argument("--images-dir", help="where PNGs of array sources are written")
+    audit.add_argument(
+        "--images-dir",
+        help="where PNGs of array sources are written (default: a new folder under FiftyOne's "
+        "dataset folder); files already there are never replaced: the import stops instead",
+    )
     _add_setting(audit, "--num-workers", FeatureSettings, "num_workers")
     audit.add_argument("--app", action="store_true",
                        help="then launch the FiftyOne App with the Intrinsic properties panel beside the grid")
@@ -118,6 +131,11 @@ def _distributed_audit(args: argparse.Namespace) -> int:
               "torchrun --nproc-per-node 2 -m fiftyone_intrinsic.datasets.cli audit ... --distributed",
               file=sys.stderr)
         return 2
+    try:
+        audit_settings(args, check_device=False)  # every rank, before anything is imported
+    except (ValueError, TypeError) as error:
+        print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
+        return 2
     device = start_process_group(None if args.device == "auto" else args.device)
     args.device = str(device)
     rank = torch.distributed.get_rank()
@@ -125,10 +143,8 @@ def _distributed_audit(args: argparse.Namespace) -> int:
     try:
         name = [None]
         if rank == 0:
-            from .importers import import_source
-
             try:
-                name = [import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True).name]
+                name = [open_audit_dataset(args).name]
             except (ValueError, TypeError) as error:
                 print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
         torch.distributed.broadcast_object_list(name, src=0)
@@ -150,41 +166,34 @@ def _distributed_audit(args: argparse.Namespace) -> int:
 
 
 def run_audit(args: argparse.Namespace) -> str:
-    """Import (when needed), measure, store; returns the report text."""
+    """Check every flag, then the dataset and its fields; import (when needed), measure,
+    store (replacing the audit's own earlier runs); returns the report text."""
     from ..core.collectives import rank_and_world
     from .dimension import compute_intrinsic_dimension
-    from .importers import import_source
     from .sharpness import compute_label_sharpness
 
-    if getattr(args, "imported", False):  # a distributed run: rank 0 imported it
+    distributed = getattr(args, "imported", False)  # a distributed run: rank 0 imported it
+    settings = audit_settings(args, check_device=not distributed)
+    if distributed:
         import fiftyone as fo
 
         dataset = fo.load_dataset(args.source)
     else:
-        dataset = import_source(args.source, name=args.name, images_dir=args.images_dir, overwrite=True)
-    if args.paper:
-        preprocessing = Preprocessing.paper().model_copy(update={"channels": args.channels})
-    else:
-        preprocessing = Preprocessing(
-            size=args.size, channels=args.channels, value_range=args.value_range,
-            normalize_max=args.normalize_max,
-        )
-    features = FeatureSettings(
-        embeddings_field=args.embeddings_field, preprocessing=preprocessing, num_workers=args.num_workers,
-    )
-    device = None if args.device == "auto" else args.device
-    common = dict(features=features, device=device, overwrite=True)
+        dataset = open_audit_dataset(args)
+    common = dict(features=settings.features, device=settings.device, overwrite=True)
     dimension = compute_intrinsic_dimension(
-        dataset, estimator=args.estimator, k=args.k,
-        duplicate_tolerance=args.duplicate_tolerance, **common,
+        dataset, estimator=settings.dimension.estimator, k=settings.dimension.k,
+        duplicate_tolerance=settings.dimension.duplicate_tolerance, **common,
     )
     twonn = None
-    if args.estimator != "twonn":
+    if settings.twonn is not None:
         twonn = compute_intrinsic_dimension(
             dataset, run_key=TWONN_KEY, estimator="twonn",
-            duplicate_tolerance=args.duplicate_tolerance, **common,
+            duplicate_tolerance=settings.twonn.duplicate_tolerance, **common,
         )
-    sharpness = compute_label_sharpness(dataset, args.label_field, run_key=SHARPNESS_KEY, top=args.top, **common)
+    sharpness = compute_label_sharpness(
+        dataset, args.label_field, run_key=SHARPNESS_KEY, top=settings.sharpness.top, **common,
+    )
     args.dataset_name = dataset.name
     if rank_and_world()[0] != 0:
         return ""  # distributed: rank 0 stored the runs and reports them

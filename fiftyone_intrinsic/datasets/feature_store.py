@@ -30,7 +30,7 @@ from ..core.settings import Preprocessing
 __all__ = ["store_folder", "store_key", "load_pixels", "decode_pixels", "available_cores"]
 
 #: Bump when the layout or the meaning of stored values changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: 16-bit gray read as RGB keeps its depth (1 clipped it to 8 bits)
 #: Images per task sent to a decoding process.
 _TASK_IMAGES = 64
 

@@ -58,3 +58,20 @@ def test_settings_reject_bad_values_with_the_field_name():
     assert Preprocessing.paper().model_dump() == {
         "size": 224, "channels": None, "value_range": "byte", "normalize_max": True
     }
+
+
+def test_sixteen_bit_png_read_as_rgb_keeps_its_levels(tmp_path):
+    """A real 16-bit grayscale PNG with 64 levels, read with channels=3: PIL's own RGB
+    conversion clips it to 8 bits (every level above 255 turns white: 2 levels left)."""
+    levels = (np.arange(64, dtype=np.uint16) * 1040).reshape(8, 8)
+    path = tmp_path / "sixteen.png"
+    Image.fromarray(levels).save(path)
+    with Image.open(path) as image:
+        assert image.mode.startswith("I")  # the file really is 16-bit
+        rgb = preprocess_image(image, Preprocessing(channels=3))
+    assert rgb.shape == (8, 8, 3)
+    for channel in range(3):
+        np.testing.assert_allclose(rgb[..., channel], levels / 65535)
+    with Image.open(path) as image:
+        byte = preprocess_image(image, Preprocessing(channels=3, size=4, value_range="byte"))
+    assert byte.shape == (4, 4, 3) and len(np.unique(byte)) > 2 and byte.max() <= 255

@@ -8,6 +8,7 @@ conflicting labels.
 
 import functools
 import gzip
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -243,6 +244,7 @@ def test_random_data_matches_brute_force(n_rows, n_features, n_classes, top):
     assert_matches_brute_force(sharpness(X, labels, top=top), X, labels, top)
 
 
+@pytest.mark.filterwarnings("ignore:.*K_F expects class labels")  # many small classes on purpose
 def test_hundreds_of_small_classes_match_brute_force():
     """Small classes share blocks (their own pairs computed, then masked) and the
     class-pair minima of 150 classes are refined in one pass; singletons, a same-label
@@ -389,6 +391,30 @@ def test_breastmnist_matches_brute_force_and_reports_its_conflicting_duplicate(s
 def test_bad_labels_raise(labels, message):
     with pytest.raises(ValueError, match=message):
         sharpness(np.arange(8.0).reshape(4, 2), labels)
+
+
+def test_labels_mixing_strings_and_numbers_are_refused():
+    """numpy would compare them as strings: 1 and "1" would silently be one class."""
+    X = np.arange(8.0).reshape(4, 2)
+    with pytest.raises(ValueError, match=r"mix strings with other types \(str: '1'; int: 1\)"):
+        sharpness(X, [1, "1", 0, "0"])
+    with pytest.raises(ValueError, match="mix strings"):
+        sharpness(X, np.array([1, "1", 0, "0"], dtype=object))
+    assert sharpness(X, ["1", "1", "0", "0"]).classes == ["0", "1"]  # one type: fine
+
+
+def test_continuous_labels_warn_that_k_f_expects_classes():
+    """As many labels as samples (a regression target given as labels) took minutes."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 3))
+    with pytest.warns(UserWarning, match="40 distinct labels for 40 samples.*K_F expects class labels"):
+        sharpness(X, rng.normal(size=40))
+    with pytest.warns(UserWarning, match="21 distinct labels for 40 samples"):
+        sharpness(X, np.r_[np.arange(20), np.full(20, 20)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sharpness(X, np.arange(40) % 20)  # 20 classes of two samples: classes, no warning
+        sharpness(X[:3], [0, 1, 1])  # two classes never warn
 
 
 def test_bad_input_raises():

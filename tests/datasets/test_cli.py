@@ -3,8 +3,13 @@
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 import fiftyone as fo
+from conftest import dataset_contents, snapshot
 from fiftyone_intrinsic.datasets.cli import main
+from fiftyone_intrinsic.datasets.importers import import_arrays
 
 
 def test_audit_medmnist_prints_the_report(shared_data, dataset_name, tmp_images, capsys):
@@ -49,3 +54,81 @@ def test_distributed_audit_under_torchrun_stores_once(shared_data, dataset_name,
     results = dataset.load_run_results("label_sharpness")
     assert 5.175 <= results.k_f < 5.195 and len(results.pairs) == 3
     assert len(dataset.match_tags("label_sharpness:sharp_pair")) >= 3
+
+
+# --------------------------------------------------------------------------- nothing lost
+
+
+def tiny_medmnist(path, n=60, seed=0):
+    """A small file in the MedMNIST layout (8 x 8 uint8 images, two classes)."""
+    rng = np.random.default_rng(seed)
+    np.savez(path, train_images=rng.integers(0, 256, (n, 8, 8), dtype=np.uint8),
+             train_labels=rng.integers(0, 2, (n, 1)))
+    return path
+
+
+def test_audit_leaves_an_unrelated_dataset_of_that_name_intact(users_dataset, tmp_path, capsys):
+    """`audit X.npz` deleted the user's dataset X and imported the file in its place."""
+    name = users_dataset.name
+    source = tiny_medmnist(tmp_path / f"{name}.npz")
+    before = dataset_contents(name)
+    code = main(["audit", str(source), "--images-dir", str(tmp_path / "png"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"A FiftyOne dataset named '{name}' already exists (3 samples)" in err
+    assert "--name" in err and "--overwrite" in err
+    assert dataset_contents(name) == before
+    assert fo.load_dataset(name).list_runs() == [] and not (tmp_path / "png").exists()
+
+
+def test_audit_twice_reuses_its_import_and_overwrite_replaces_it(tmp_path, dataset_name, capsys):
+    source = tiny_medmnist(tmp_path / "tiny.npz")
+    args = ["audit", str(source), "--name", dataset_name, "--images-dir", str(tmp_path / "png"),
+            "--device", "cpu", "--top", "2", "--num-workers", "1"]
+    assert main(args) == 0
+    ids = fo.load_dataset(dataset_name).values("id")
+    assert main(args) == 0, capsys.readouterr().err  # a re-import would meet its own files and stop
+    assert fo.load_dataset(dataset_name).values("id") == ids
+    replaced = args[:5] + [str(tmp_path / "png2")] + args[6:] + ["--overwrite"]
+    assert main(replaced) == 0
+    dataset = fo.load_dataset(dataset_name)
+    assert len(dataset) == 60 and set(dataset.values("id")).isdisjoint(ids)
+    assert len(list((tmp_path / "png").glob("*.png"))) == 60
+    assert "60 samples, 2 classes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--k", "1"], "k"),
+        (["--top", "0"], "top"),
+        (["--size", "0"], "size"),
+        (["--duplicate-tolerance", "-1"], "duplicate_tolerance"),
+        (["--num-workers", "0"], "num_workers"),
+        (["--device", "tpu"], "device 'tpu'"),
+        (["--app", "--port", "70000"], "--port 70000 is not a TCP port"),
+        (["--label-field", "labels"], "--label-field 'labels': a source that is imported"),
+        (["--embeddings-field", "clip"], "--embeddings-field 'clip': a source that is imported"),
+        (["--name", "../../escape"], "'../../escape' is not safe as a folder name"),
+    ],
+)
+def test_bad_flags_are_refused_before_anything_is_imported(tmp_path, dataset_name, capsys, flags, message):
+    source = tiny_medmnist(tmp_path / "tiny.npz")
+    before = set(fo.list_datasets())
+    code = main(["audit", str(source), "--name", dataset_name, "--images-dir", str(tmp_path / "png"), *flags])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert set(fo.list_datasets()) == before and not (tmp_path / "png").exists()
+
+
+def test_a_bad_label_field_is_refused_before_any_run_is_written(tmp_path, dataset_name, capsys):
+    """The label field was checked only after the d_data runs had been written."""
+    rng = np.random.default_rng(0)
+    dataset = import_arrays(rng.integers(0, 256, (30, 6, 6), dtype=np.uint8), [0, 1] * 15,
+                            name=dataset_name, images_dir=tmp_path / "png")
+    before = snapshot(dataset)
+    for field, message in [("nope", "'nope' does not exist"), ("filepath", "not Classification")]:
+        code = main(["audit", dataset_name, "--label-field", field, "--device", "cpu"])
+        assert code == 2
+        assert message in capsys.readouterr().err
+        assert snapshot(dataset) == before and dataset.list_runs() == []
