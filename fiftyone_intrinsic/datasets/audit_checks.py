@@ -110,8 +110,7 @@ def check_audit_fields(dataset, label_field: str, embeddings_field: Optional[str
     missing ``embeddings_field``, and run keys or fields of the audit that belong to
     someone else, before any run is computed or replaced."""
     from .labels import classification_labels
-    from .runs import validate_run_key
-    from .storage import check_free_fields
+    from .runs import check_names_free, names_of, validate_run_key
 
     classification_labels(dataset, label_field)
     if embeddings_field and embeddings_field not in dataset.get_field_schema(flat=True):
@@ -121,4 +120,5 @@ def check_audit_fields(dataset, label_field: str, embeddings_field: Optional[str
         )
     for key, schema in AUDIT_KEYS:
         validate_run_key(dataset, key, True, schema.method)
-        check_free_fields(dataset, key, schema.names(key))
+        owned = names_of(dataset.get_run_info(key).config, key) if key in dataset.list_runs() else None
+        check_names_free(dataset, schema.names(key), owned=owned)
