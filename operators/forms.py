@@ -141,6 +141,15 @@ def vector_fields(view):
     )
 
 
+def count_non_finite(view, field: str):
+    """Samples of ``view`` whose list-of-numbers ``field`` holds NaN or ±inf, counted by
+    the database; ``None`` for fields stored as binary vectors (checked when read)."""
+    if not isinstance(view.get_field(field), fo.ListField):
+        return None
+    non_finite = [float("nan"), float("inf"), float("-inf")]
+    return view.mongo([{"$match": {field: {"$elemMatch": {"$in": non_finite}}}}]).count()
+
+
 def add_features(ctx, inputs, view):
     """Pixels (with preprocessing) or an embeddings field; only the applicable options."""
     source = ctx.params.get("features_source", "pixels")
@@ -159,11 +168,18 @@ def add_features(ctx, inputs, view):
             invalidate(prop, f"Field {field!r} does not exist; vector fields of this dataset: {fields}.")
         elif field is not None:
             present = view.exists(field).count()
+            non_finite = count_non_finite(view, field)
             if present < len(view):
                 invalidate(
                     prop,
                     f"Field {field!r} has vectors for {present} of {len(view)} samples; compute "
                     "embeddings for the whole view or restrict the view.",
+                )
+            elif non_finite:
+                invalidate(
+                    prop,
+                    f"Field {field!r} holds NaN or infinite values on {non_finite} samples; fix "
+                    f"those embeddings or exclude them from the view.",
                 )
         return
     size = inputs.int(
@@ -204,7 +220,7 @@ def feature_settings(params) -> FeatureSettings:
     if params.get("features_source", "pixels") == "embeddings":
         return FeatureSettings(embeddings_field=params.get("embeddings_field"))
     preprocessing = Preprocessing(
-        size=params.get("size") or None,
+        size=None if params.get("size") in (None, "") else params.get("size"),  # 0 is refused, not "native"
         channels=channels_param(params),
         value_range=params.get("value_range", setting_spec(Preprocessing, "value_range").default),
         normalize_max=bool(params.get("normalize_max", setting_spec(Preprocessing, "normalize_max").default)),

@@ -167,6 +167,9 @@ def validation_message(call):
 def test_invalid_parameters_are_refused_and_change_nothing(small, resnet_files):
     _, state_path, pickled, _ = resnet_files
     small.add_sample_field("note", fo.StringField)
+    vectors = np.random.default_rng(0).normal(size=(len(small), 4))
+    vectors[3, 1], vectors[7, 0] = np.nan, np.inf
+    small.set_values("emb_nan", vectors.tolist())
     fi.compute_intrinsic_dimension(small, k=5, device="cpu", progress=lambda f, s: None)
     before = snapshot(small)
     sharp = foo.get_operator(uri("compute_label_sharpness"))
@@ -181,6 +184,8 @@ def test_invalid_parameters_are_refused_and_change_nothing(small, resnet_files):
         "pickled as TorchScript": (lambda: rep(small, model_path=pickled, model_kind="torchscript", layer="output", device="cpu"), "model_path", "not a TorchScript file"),
         "pickled as state dict": (lambda: rep(small, model_path=pickled, layer="layer4", device="cpu"), "model_path", "weights_only"),
         "k too large": (lambda: dim(small, run_key="big", k=40, device="cpu"), "k", "needs at least 41"),
+        "size 0": (lambda: dim(small, run_key="z", k=5, size=0, device="cpu"), "size", "greater than or equal to 1"),
+        "NaN embeddings": (lambda: dim(small, run_key="n", k=5, embeddings_field="emb_nan", device="cpu"), "embeddings_field", "NaN or infinite values on 2 samples"),
     }
     if not torch.cuda.is_available():
         cases["cuda without GPU"] = (lambda: sharp(small, label_field="ground_truth", device="cuda"), "device", "no CUDA GPU")
