@@ -11,7 +11,7 @@ from ..core.settings import DimensionSettings, Preprocessing, SharpnessSettings,
 from .audit_checks import DIMENSION_KEY, SHARPNESS_KEY, TWONN_KEY, audit_settings, open_audit_dataset
 from .settings import FeatureSettings
 
-__all__ = ["main", "build_parser", "run_audit", "format_report"]
+__all__ = ["main", "build_parser", "run_audit", "format_report", "manage_runs"]
 
 
 def _add_setting(parser, flag: str, model, name: str, help_text: str | None = None, **overrides):
@@ -86,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--app", action="store_true",
                        help="then launch the FiftyOne App with the Intrinsic properties panel beside the grid")
     audit.add_argument("--port", type=int, default=5151, help="App port with --app (default: 5151)")
+    runs = commands.add_parser(
+        "runs",
+        help="list a dataset's runs, complete or incomplete, or delete one",
+        description="List the fiftyone_intrinsic runs of a FiftyOne dataset with their status "
+        "(incomplete: being computed, or stopped before it finished), or delete one with what "
+        "it wrote.",
+    )
+    runs.add_argument("dataset", help="FiftyOne dataset name")
+    runs.add_argument("--delete", metavar="KEY",
+                      help="delete this run (complete or incomplete) and the fields, tags and saved views it wrote")
     return parser
 
 
@@ -93,6 +103,13 @@ def main(argv=None) -> int:
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     args = build_parser().parse_args(argv)
+    if args.command == "runs":
+        try:
+            print(manage_runs(args.dataset, delete=args.delete))
+        except ValueError as error:
+            print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
+            return 2
+        return 0
     if args.distributed:
         return _distributed_audit(args)
     try:
@@ -103,6 +120,41 @@ def main(argv=None) -> int:
     if args.app:
         launch_app(args.dataset_name, args.port)
     return 0
+
+
+def manage_runs(dataset_name: str, delete: str | None = None) -> str:
+    """The ``runs`` command: a table of the dataset's runs (key, method, status, date, view),
+    or the deletion of run ``delete``; returns the text to print."""
+    import fiftyone as fo
+
+    from .runs import delete_intrinsic_run, get_intrinsic_run_info, list_intrinsic_runs, run_status
+
+    if not fo.dataset_exists(dataset_name):
+        raise ValueError(f"No FiftyOne dataset named {dataset_name!r}; datasets: {fo.list_datasets()}.")
+    dataset = fo.load_dataset(dataset_name)
+    if delete is not None:
+        config = get_intrinsic_run_info(dataset, delete).config
+        delete_intrinsic_run(dataset, delete)
+        written = [*config.fields, *config.tags, *config.saved_views]
+        return f"Deleted run {delete!r} ({run_status(config)}) and what it wrote: {', '.join(written) or 'nothing'}."
+    keys = list_intrinsic_runs(dataset, status=None)
+    if not keys:
+        return f"Dataset {dataset_name!r} has no fiftyone_intrinsic runs."
+    lines = [f"{'run key':<32} {'method':<26} {'status':<11} {'started (UTC)':<20} samples"]
+    for key in keys:
+        info = get_intrinsic_run_info(dataset, key)
+        view = dataset.load_run_view(key)
+        lines.append(
+            f"{key:<32} {info.config.method:<26} {run_status(info.config):<11} "
+            f"{info.timestamp:%Y-%m-%d %H:%M:%S}  {len(view):,}"
+            + ("" if view is dataset or len(view) == len(dataset) else f" of {len(dataset):,}")
+        )
+    if any(run_status(get_intrinsic_run_info(dataset, k).config) == "incomplete" for k in keys):
+        lines.append(
+            f"\nIncomplete runs are being computed, or were stopped before they finished; once "
+            f"their process is gone, delete one with: fiftyone-intrinsic runs {dataset_name} --delete KEY"
+        )
+    return "\n".join(lines)
 
 
 def launch_app(dataset_name: str, port: int) -> None:

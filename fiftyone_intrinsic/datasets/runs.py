@@ -250,8 +250,9 @@ def incomplete_message(samples, run_key: str, config) -> str:
     return (
         f"Run {run_key!r} on dataset {samples._root_dataset.name!r} is incomplete: {who} is "
         "still computing it, or was stopped before it finished. Wait for it, or if that "
-        f"process is gone delete the run (delete_intrinsic_run(dataset, {run_key!r}), or "
-        "'Delete intrinsic run' in the App), which removes what it wrote."
+        f"process is gone delete the run, which removes what it wrote: "
+        f"delete_intrinsic_run(dataset, {run_key!r}), 'Delete intrinsic run' in the App, or "
+        f"fiftyone-intrinsic runs {samples._root_dataset.name} --delete {run_key}."
     )
 
 

@@ -196,3 +196,26 @@ def test_a_run_remembers_its_view_and_moves_with_rename(embedded):
     fi.delete_intrinsic_run(embedded, "kf_train")
     fi.delete_intrinsic_run(embedded, "other")
     assert leftovers(embedded, "kf", "sharp", "other") == []
+
+
+def test_the_runs_command_lists_incomplete_runs_and_deletes_them(embedded, capsys):
+    from fiftyone_intrinsic.datasets.claims import claim_run
+    from fiftyone_intrinsic.datasets.cli import main
+
+    before = snapshot(embedded)
+    kf(embedded.match_tags("train"), "kf")
+    claim_run(embedded, "orphan", SHARPNESS)  # what a process killed while computing leaves
+
+    assert main(["runs", embedded.name]) == 0
+    table = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:] if line.strip() and not line.startswith(("Incomplete", "\n"))}
+    assert rows["kf"][1:3] == ["label_sharpness", "complete"] and rows["kf"][-3:] == ["150", "of", "300"]
+    assert rows["orphan"][1:3] == ["label_sharpness", "incomplete"]
+    assert f"fiftyone-intrinsic runs {embedded.name} --delete KEY" in table
+
+    assert main(["runs", embedded.name, "--delete", "orphan"]) == 0
+    assert "Deleted run 'orphan' (incomplete)" in capsys.readouterr().out
+    assert main(["runs", embedded.name, "--delete", "kf"]) == 0
+    assert snapshot(embedded) == before
+    assert main(["runs", embedded.name, "--delete", "kf"]) == 2
+    assert "No fiftyone_intrinsic run with key 'kf'" in capsys.readouterr().err
