@@ -5,6 +5,8 @@ calls alike: an invalid value marks its property invalid with a message that say
 change, and nothing runs.
 """
 
+import os
+
 import fiftyone as fo
 from fiftyone.operators import types
 from pydantic import ValidationError
@@ -141,6 +143,18 @@ def vector_fields(view):
     )
 
 
+#: Views up to this many samples have their image files checked on the form (about 0.1 s).
+FILE_CHECK_LIMIT = 50_000
+
+
+def missing_image_files(view) -> list:
+    """Paths of the view's images that are not files (views over
+    :data:`FILE_CHECK_LIMIT` samples are checked when the images are read instead)."""
+    if len(view) > FILE_CHECK_LIMIT:
+        return []
+    return [path for path in view.values("filepath") if not os.path.isfile(path)]
+
+
 def count_non_finite(view, field: str):
     """Samples of ``view`` whose list-of-numbers ``field`` holds NaN or ±inf, counted by
     the database; ``None`` for fields stored as binary vectors (checked when read)."""
@@ -156,7 +170,7 @@ def add_features(ctx, inputs, view):
     sources = types.RadioGroup()
     sources.add_choice("pixels", label="Pixels", description="Preprocessed image pixels")
     sources.add_choice("embeddings", label="Embeddings field", description="Vectors stored on the samples")
-    inputs.enum("features_source", sources.values(), default="pixels", label="Features", view=sources)
+    source_prop = inputs.enum("features_source", sources.values(), default="pixels", label="Features", view=sources)
     if source == "embeddings":
         fields = vector_fields(view)
         choices = types.DropdownView()
@@ -182,6 +196,13 @@ def add_features(ctx, inputs, view):
                     f"those embeddings or exclude them from the view.",
                 )
         return
+    missing = missing_image_files(view)
+    if missing:
+        invalidate(
+            source_prop,
+            f"{len(missing):,} image file(s) of this view cannot be found, e.g. {missing[0]!r}. "
+            "Restore them, or restrict the view to samples whose files exist.",
+        )
     size = inputs.int(
         "size", label="Image size", required=False,
         description="Resize to size x size pixels; empty keeps the images' own size "

@@ -213,3 +213,13 @@ def test_app_form_shows_only_applicable_options_and_flags_errors(small):
     device_choices = [choice.value for choice in sharp["device"].view.choices]
     assert ("cuda" in device_choices) == torch.cuda.is_available()
     assert sharp["device"].invalid == (not torch.cuda.is_available())
+
+
+def test_missing_image_files_are_a_form_message_not_a_traceback(small):
+    before = snapshot(small)
+    gone = small.first().filepath
+    os.remove(gone)
+    dim = foo.get_operator(uri("compute_intrinsic_dimension"))
+    message = validation_message(lambda: dim(small, run_key="files", k=5, device="cpu"))
+    assert "Path: features_source." in message and "1 image file(s)" in message and gone in message
+    assert snapshot(small) == before
