@@ -236,7 +236,7 @@ class _Content:
             f"{_of_dims(run.features)}.\n\n"
             f"Estimator **{r.estimator}**, k = {r.k}, run `{run.key}`; "
             f"{_count(r.n_duplicates, 'exact duplicate')} removed{near}. Features: {describe_features(run.features)}."
-            f"{_paper_position(run.features, r.dimension, 'd_data', 'd_data', '{:.1f}')}\n\n"
+            f"{_paper_position(run.features, r.dimension, 'd_data', 'd_data', '{:.1f}'.format)}\n\n"
             f"{_dimension_next_step(r.dimension)}"
         )
         if r.by_k:
@@ -267,7 +267,7 @@ class _Content:
         pairs = r.pairs or []
         self.text["sharpness"] = (
             f"**Label sharpness K_F = {k_f}**\n\n{meaning}"
-            f"{_paper_position(run.features, r.k_f, 'K_F', 'k_f', '{:.3g}')}\n\n"
+            f"{_paper_position(run.features, r.k_f, 'K_F', 'k_f', _sci)}\n\n"
             f"Run `{run.key}` on `{run.config.get('label_field')}` (classes {classes}); "
             f"features: {describe_features(run.features)}. "
             f"**{_count(duplicates, 'conflicting duplicate')}** (identical images, different labels). "
@@ -438,7 +438,7 @@ def _paper_position(features, value, label, attribute, fmt):
     for domain in ("medical", "natural"):
         values = [getattr(r, attribute) for r in PAPER_DATASETS if r.domain == domain]
         ranges[domain] = (min(values), max(values))
-    text = {d: f"{fmt.format(lo)} – {fmt.format(hi)}" for d, (lo, hi) in ranges.items()}
+    text = {d: f"{fmt(lo)} – {fmt(hi)}" for d, (lo, hi) in ranges.items()}
     if not comparable:
         return (f" Not placed against the paper's medical ({text['medical']}) and natural "
                 f"({text['natural']}) {label} ranges: this run was {reason}.")
@@ -453,8 +453,14 @@ def _paper_position(features, value, label, attribute, fmt):
         where = "below every dataset of the paper"
     else:
         where = "between the paper's natural and medical ranges"
-    return (f" Same preprocessing as the paper: {label} {fmt.format(value)} is **{where}** "
+    return (f" Same preprocessing as the paper: {label} {fmt(value)} is **{where}** "
             f"(medical {text['medical']}, natural {text['natural']}).")
+
+
+def _sci(value):
+    """``1.35e-4``: K_F values in one readable form (``0.000135`` and ``6.1e-05`` mixed)."""
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{float(mantissa):.3g}e{int(exponent)}"
 
 
 def _dimension_next_step(dimension):

@@ -126,7 +126,15 @@ def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path)
     traces = run.data["paper"]
     assert [t["name"] for t in traces] == ["paper: medical", "paper: natural", dataset_name]
     assert "BraTS" in traces[0]["text"] and "ImageNet" in traces[1]["text"]
-    assert traces[2]["y"] == [fi.load_intrinsic_results(dataset, "label_sharpness").k_f]
+    k_f = fi.load_intrinsic_results(dataset, "label_sharpness").k_f
+    assert traces[2]["y"] == [k_f]
+    # placed against the paper's ranges (medical 1.35e-4 – 3.43e-4, natural 0.61e-4 – 1.59e-4)
+    medical, natural = 1.35e-4 <= k_f <= 3.43e-4, 0.61e-4 <= k_f <= 1.59e-4
+    where = ("inside both" if medical and natural else "inside the paper's medical range" if medical
+             else "inside the paper's natural range" if natural else "above every" if k_f > 3.43e-4
+             else "below every")
+    mantissa, exponent = f"{k_f:.2e}".split("e")
+    assert f"Same preprocessing as the paper: K_F {float(mantissa):.3g}e{int(exponent)} is **{where}" in run.markdown()
 
 
 def test_open_panel_operator(audited):

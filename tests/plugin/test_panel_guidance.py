@@ -73,7 +73,7 @@ def test_sharpness_says_what_it_means_and_what_to_do(constructed):
     assert "label error or a near-copy across classes" in text
     assert "sort the grid by `label_sharpness_nearest_other_distance`" in text
     assert "(classes `benign`, `malignant`)" in text
-    assert "Not placed against the paper's medical (0.000135 – 0.000343)" in text  # 8 px, not 224
+    assert "Not placed against the paper's medical (1.35e-4 – 3.43e-4) and natural (6.1e-5 – 1.59e-4)" in text  # 8 px, not 224
     labels = [run.buttons()[f"pair_{i}"]["label"] for i in range(5)]
     assert [label.split(" apart")[0] for label in labels] == [f"{i}. {d}" for i, d in enumerate(OFFSETS, 1)]
     assert "(label benign) ↔" in labels[0] and "(label malignant)" in labels[0] and "[" not in labels[0]
