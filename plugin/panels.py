@@ -62,6 +62,26 @@ class IntrinsicPropertiesPanel(foo.Panel):
         if tag:
             ctx.ops.set_view(view=ctx.dataset.match_tags(tag))
 
+    def show_hub(self, ctx):
+        """Show a hub sample first, then every sample it forms a sharp pair with."""
+        hub = ctx.params.get("id")
+        partners = [i for pair in ctx.panel.state.pairs or [] if hub in pair for i in pair if i != hub]
+        if hub:
+            ctx.ops.set_view(view=ctx.dataset.select(list(dict.fromkeys([hub] + partners)), ordered=True))
+
+    def show_duplicate_groups(self, ctx):
+        """Show the exact-duplicate groups (``crossing``: only those across splits), each
+        group's samples next to each other."""
+        from fiftyone_intrinsic.datasets.summary import duplicate_groups, summarize_run
+
+        key = ctx.panel.state.duplicates_run
+        if not key or not ctx.dataset.has_run(key):
+            return
+        groups = duplicate_groups(ctx.dataset, summarize_run(ctx.dataset, key))
+        ids = groups.crossing_ids if ctx.params.get("crossing") else groups.ids
+        if ids:
+            ctx.ops.set_view(view=ctx.dataset.select(ids, ordered=True))
+
     def _refresh(self, ctx):
         from fiftyone_intrinsic.datasets.summary import summarize_dataset
 
@@ -69,6 +89,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
         content = _Content(summary, ctx.dataset)
         ctx.panel.state.pairs = content.pair_ids
         ctx.panel.state.duplicate_tag = content.duplicate_tag
+        ctx.panel.state.duplicates_run = content.duplicates_run
         ctx.panel.state.summary = content.text
         for name, (traces, layout) in content.plots.items():
             ctx.panel.data.set(name, traces)
@@ -89,15 +110,48 @@ class IntrinsicPropertiesPanel(foo.Panel):
             for plot in _PLOTS_OF.get(section, ()):
                 layout = state.get(f"layout_{plot}")
                 if layout:
-                    panel.plot(plot, layout=layout, config={"displaylogo": False})
+                    # the mode bar covered the titles at panel width; zoom and pan still work
+                    panel.plot(plot, layout=layout, config=PLOT_CONFIG)
             if section == "sharpness":
                 if state.duplicate_tag:
                     panel.btn("show_duplicates", label="Show conflicting duplicates", on_click=self.show_duplicates)
                 for index, label in enumerate(text.get("pair_labels", [])):
                     panel.btn(f"pair_{index}", label=label, on_click=self.show_pair, params={"index": index},
                               variant="outlined")
+                for index, (hub, label) in enumerate(text.get("hubs", [])):
+                    panel.btn(f"hub_{index}", label=label, on_click=self.show_hub, params={"id": hub},
+                              variant="outlined")
+                if text.get("next_sharpness"):
+                    panel.md(text["next_sharpness"], name="next_sharpness")
+                if text.get("duplicates"):
+                    panel.md(text["duplicates"], name="text_duplicates")
+                    buttons = panel.h_stack("duplicate_buttons", align_x="left", gap=1)
+                    for crossing, label in text.get("duplicate_buttons", []):
+                        buttons.btn(f"show_duplicate_groups{'_crossing' if crossing else ''}", label=label,
+                                    on_click=self.show_duplicate_groups, params={"crossing": crossing},
+                                    variant="outlined")
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, px=2, py=2))
 
+
+#: Plotly config: no mode bar (it covered the titles at panel width), no logo.
+PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}
+
+#: What each number means, shown whether or not it has been computed yet.
+KF_MEANING = (
+    "*K_F (label sharpness) is 1 / the smallest distance between two images with different "
+    "labels, in 1/(feature units) at the run's preprocessing. Higher means two differently "
+    "labelled images are closer: labels change more abruptly, models need more labelled data "
+    "and are easier to fool with small perturbations.*"
+)
+DIMENSION_MEANING = (
+    "*d_data (intrinsic dimension) is the number of degrees of freedom the images really vary "
+    "along, however many pixels they have. Higher means more labelled images for the same test "
+    "loss.*"
+)
+KF_FIRST_STEP = (
+    "Compute K_F, then review the sharpest pairs it lists: two images that close with different "
+    "labels are most often a label error or a near-copy across classes."
+)
 
 _PLOTS_OF = {
     "dimension": ("id_vs_k", "local_dimension"),
@@ -115,10 +169,11 @@ class _Content:
     def __init__(self, summary, dataset):
         self._dataset = dataset
         self.text, self.plots, self.pair_ids, self.duplicate_tag = {}, {}, [], None
+        self.duplicates_run = None
         if summary is None:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
             return
-        self.text["header"] = f"### Intrinsic properties of `{summary.name}`\n{summary.n_samples} samples."
+        self.text["header"] = f"### Intrinsic properties of `{summary.name}`\n{_count(summary.n_samples, 'sample')}."
         if summary.incomplete:
             self.text["header"] += (
                 f"\n\n**Incomplete runs:** {', '.join(f'`{k}`' for k in summary.incomplete)}: being "
@@ -129,6 +184,7 @@ class _Content:
             self.text["header"] += (
                 "\n\nNo audit runs yet. Use **Compute d_data** and **Compute K_F** below (or "
                 f"`fiftyone-intrinsic audit {summary.name}` in a terminal); the results appear here."
+                f"\n\n{KF_MEANING}\n\n**What to do first:** {KF_FIRST_STEP}\n\n{DIMENSION_MEANING}"
             )
             return
         self._dimension(summary)
@@ -136,19 +192,52 @@ class _Content:
         self._robustness(summary)
         self._scaling(summary)
         self._comparisons(summary)
+        self._duplicates(summary)
+
+    def _duplicates(self, summary):
+        from fiftyone_intrinsic.datasets.summary import duplicate_groups
+
+        run = summary.dimension or summary.sharpness
+        if run is None or self._dataset is None:
+            return
+        found = duplicate_groups(self._dataset, run)
+        self.duplicates_run = found.source
+        kind = "exact duplicate groups" if run is summary.dimension else "conflicting duplicate groups"
+        if not found.groups:
+            self.text["duplicates"] = f"**Duplicates** (run `{run.key}`)\n\nNo {kind}."
+            return
+        n_samples = len(found.ids)
+        lines = [
+            f"**Duplicates** (run `{run.key}`)",
+            f"{_count(len(found.groups), kind[:-1])} ({_count(n_samples, 'sample')}). "
+            f"**{_count(len(found.crossing), 'group')}** {'crosses' if len(found.crossing) == 1 else 'cross'} "
+            "splits (the same image tagged train, val or test in different samples): leakage between "
+            "training and evaluation. Keep one copy per group, in one split.",
+        ]
+        self.text["duplicates"] = "\n\n".join(lines)
+        self.text["duplicate_buttons"] = [[False, f"Show the {_count(len(found.groups), 'group')}"]]
+        if found.crossing:
+            self.text["duplicate_buttons"].append(
+                [True, f"Show the {_count(len(found.crossing), 'group')} across splits"])
 
     def _dimension(self, summary):
         run = summary.dimension
         if run is None:
-            self.text["dimension"] = "**Intrinsic dimension**\n\nNot computed yet: use **Compute d_data**."
+            self.text["dimension"] = (
+                f"**Intrinsic dimension**\n\nNot computed yet: use **Compute d_data**.\n\n{DIMENSION_MEANING}"
+            )
             return
         r = run.results
         ci = f" (95% CI {r.ci_low:.2f} – {r.ci_high:.2f})" if r.ci_low is not None else ""
         near = f", {r.n_near_duplicates} near-duplicates merged" if r.n_near_duplicates else ""
         self.text["dimension"] = (
             f"**Intrinsic dimension d_data = {r.dimension:.2f}{ci}**\n\n"
+            f"The images vary along about {r.dimension:.0f} degrees of freedom"
+            f"{_of_dims(run.features)}.\n\n"
             f"Estimator **{r.estimator}**, k = {r.k}, run `{run.key}`; "
-            f"{r.n_duplicates} exact duplicates removed{near}. Features: {describe_features(run.features)}."
+            f"{_count(r.n_duplicates, 'exact duplicate')} removed{near}. Features: {describe_features(run.features)}."
+            f"{_paper_position(run.features, r.dimension, 'd_data', 'd_data', '{:.1f}'.format)}\n\n"
+            f"{_dimension_next_step(r.dimension)}"
         )
         if r.by_k:
             self.plots["id_vs_k"] = figures.id_vs_k(r.by_k, r.estimator, r.dimension, r.k)
@@ -159,23 +248,54 @@ class _Content:
     def _sharpness(self, summary):
         run = summary.sharpness
         if run is None:
-            self.text["sharpness"] = "**Label sharpness**\n\nNot computed yet: use **Compute K_F**."
+            self.text["sharpness"] = (
+                f"**Label sharpness**\n\nNot computed yet: use **Compute K_F**.\n\n{KF_MEANING}\n\n"
+                f"**Next:** {KF_FIRST_STEP}"
+            )
             return
         r = run.results
         k_f = "undefined" if r.k_f is None else f"{r.k_f:.4g}"
         duplicates = len(r.conflicting_duplicates or [])
+        meaning = ""
+        if r.k_f:
+            meaning = (
+                f"The closest two images with different labels are {_num(1 / r.k_f)} apart "
+                f"({_units(run.features)}); K_F = 1 / that distance. Higher K_F means labels change "
+                "over a shorter distance: more labels needed, easier to fool."
+            )
+        classes = ", ".join(f"`{c}`" for c in r.classes or [])
+        pairs = r.pairs or []
         self.text["sharpness"] = (
-            f"**Label sharpness K_F = {k_f}**\n\n"
-            f"Run `{run.key}` on `{run.config.get('label_field')}`; features: {describe_features(run.features)}. "
-            f"**{duplicates}** conflicting duplicates (identical images, different labels). "
-            "Sharpest pairs (click to show both images):"
+            f"**Label sharpness K_F = {k_f}**\n\n{meaning}"
+            f"{_paper_position(run.features, r.k_f, 'K_F', 'k_f', _sci)}\n\n"
+            f"Run `{run.key}` on `{run.config.get('label_field')}` (classes {classes}); "
+            f"features: {describe_features(run.features)}. "
+            f"**{_count(duplicates, 'conflicting duplicate')}** (identical images, different labels). "
+            + ("Sharpest pairs, closest first (click to show both images):" if pairs else "")
         )
-        self.pair_ids = [[p["id_i"], p["id_j"]] for p in r.pairs or []]
+        self.pair_ids = [[p["id_i"], p["id_j"]] for p in pairs]
         self.text["pair_labels"] = [
-            f"{rank}. d = {p['distance']:.4g}: {_short(p['filepath_i'])} [{p['label_i']}] ↔ "
-            f"{_short(p['filepath_j'])} [{p['label_j']}]"
-            for rank, p in enumerate(r.pairs or [], start=1)
+            f"{rank}. {_num(p['distance'])} apart: {_short(p['filepath_i'])} (label {p['label_i']}) ↔ "
+            f"{_short(p['filepath_j'])} (label {p['label_j']})"
+            for rank, p in enumerate(pairs, start=1)
         ]
+        hubs = _hubs(pairs)
+        self.text["hubs"] = [
+            [hub, f"Hub: {name} (label {label}) is in {count} of the {len(pairs)} sharpest pairs: show it "
+                  "with its partners"]
+            for hub, name, label, count in hubs
+        ]
+        distance_field = SHARPNESS.names(run.key).field("distance")
+        hub_note = (
+            " Start with the hub samples: one mislabelled or unusual image makes many sharp pairs."
+            if hubs else ""
+        )
+        self.text["next_sharpness"] = (
+            "**Next:** review the sharpest pairs above: two images that close with different labels "
+            f"are most often a label error or a near-copy across classes.{hub_note} For more, sort the "
+            f"grid by `{distance_field}` (each image's distance to the closest image of another label), "
+            "ascending. Relabel or remove what is wrong, then run **Compute K_F** again."
+        )
         if duplicates:
             self.duplicate_tag = SHARPNESS.names(run.key).tag("duplicate")
 
@@ -284,6 +404,88 @@ def _row(summary, current):
 def _local_values(dataset, run):
     field = DIMENSION.names(run.key).field("local_dimension")
     return dataset.values(field) if dataset.has_sample_field(field) else []
+
+
+def _count(n, noun):
+    """``5,856 samples``, ``1 conflicting duplicate``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _units(features):
+    """The distance unit of a run's features, in words."""
+    features = features or {}
+    if features.get("source") != "pixels":
+        return f"L2 distance in {features.get('source', 'feature')} units"
+    scale = "[0, 255]" if features.get("value_range") == "byte" else "[0, 1]"
+    shape = "x".join(str(v) for v in features.get("image_shape") or ["?"])
+    return f"L2 distance over {shape} pixels with intensities in {scale}"
+
+
+def _of_dims(features):
+    dims = (features or {}).get("dimension")
+    return f", out of {dims:,} feature values per image" if dims else ""
+
+
+def _paper_position(features, value, label, attribute, fmt):
+    """Where ``value`` sits against the paper's medical and natural ranges, or why it is not
+    placed (another preprocessing)."""
+    from fiftyone_intrinsic.core.reference import PAPER_DATASETS, paper_comparability
+
+    if value is None:
+        return ""
+    comparable, reason = paper_comparability(features or {})
+    ranges = {}
+    for domain in ("medical", "natural"):
+        values = [getattr(r, attribute) for r in PAPER_DATASETS if r.domain == domain]
+        ranges[domain] = (min(values), max(values))
+    text = {d: f"{fmt(lo)} – {fmt(hi)}" for d, (lo, hi) in ranges.items()}
+    if not comparable:
+        return (f" Not placed against the paper's medical ({text['medical']}) and natural "
+                f"({text['natural']}) {label} ranges: this run was {reason}.")
+    inside = [d for d, (lo, hi) in ranges.items() if lo <= value <= hi]
+    if len(inside) == 2:
+        where = "inside both the medical and the natural range"
+    elif inside:
+        where = f"inside the paper's {inside[0]} range, outside the {({'medical', 'natural'} - set(inside)).pop()} one"
+    elif value > max(hi for _, hi in ranges.values()):
+        where = "above every dataset of the paper"
+    elif value < min(lo for lo, _ in ranges.values()):
+        where = "below every dataset of the paper"
+    else:
+        where = "between the paper's natural and medical ranges"
+    return (f" Same preprocessing as the paper: {label} {fmt(value)} is **{where}** "
+            f"(medical {text['medical']}, natural {text['natural']}).")
+
+
+def _sci(value):
+    """``1.35e-4``: K_F values in one readable form (``0.000135`` and ``6.1e-05`` mixed)."""
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{float(mantissa):.3g}e{int(exponent)}"
+
+
+def _dimension_next_step(dimension):
+    gain = 1 - 2 ** (-1 / dimension) if dimension and dimension > 0 else None
+    if gain is None:
+        return ""
+    return (
+        f"**What it implies:** test loss falls roughly as N^(−1/d_data), so each doubling of the "
+        f"labelled images lowers it by about {gain:.0%}; a higher d_data needs more labels for the "
+        "same gain. **Next:** **Fit scaling law** measures the curve on your data and its planner "
+        "estimates how many labelled images a target loss needs."
+    )
+
+
+def _hubs(pairs, minimum=3):
+    """Samples in at least ``minimum`` of the sharp ``pairs``: ``(id, file name, label,
+    count)``, most frequent first."""
+    counts, about = {}, {}
+    for p in pairs:
+        for side in ("i", "j"):
+            sample = p[f"id_{side}"]
+            counts[sample] = counts.get(sample, 0) + 1
+            about[sample] = (_short(p[f"filepath_{side}"]), p[f"label_{side}"])
+    hubs = [(sample, *about[sample], n) for sample, n in counts.items() if n >= minimum]
+    return sorted(hubs, key=lambda hub: -hub[3])
 
 
 def _short(path):

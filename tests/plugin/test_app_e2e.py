@@ -9,6 +9,7 @@ tests skip and say so.
 """
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -132,6 +133,9 @@ def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         _open_panel(page, app["url"], app["medical"])
         page.get_by_text("No audit runs yet").wait_for(timeout=30_000)
+        # from the panel alone: what K_F means and what to do first
+        assert page.get_by_text("What to do first:").count() >= 1
+        assert page.get_by_text("K_F (label sharpness) is 1 / the smallest distance").count() >= 1
         page.screenshot(path=ARTIFACTS / "panel_empty_breastmnist.png")
 
         page.get_by_role("button", name="Compute K_F").click()
@@ -149,9 +153,10 @@ def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
         app["medical"].reload()  # the run was written by the App's server process
         expected = fi.load_intrinsic_results(app["medical"], "label_sharpness").k_f
         assert page.get_by_text(f"K_F = {expected:.4g}").count() >= 1
-        page.screenshot(path=ARTIFACTS / "panel_breastmnist_after_kf.png")
+        assert page.get_by_text("review the sharpest pairs above").count() >= 1
+        page.screenshot(path=ARTIFACTS / "panel_breastmnist_after_kf.png", full_page=True)
 
-        page.get_by_role("button", name="1. d = ").click()
+        page.get_by_role("button", name=re.compile(r"^1\. .* apart: ")).click()
         page.get_by_text("2 samples", exact=True).wait_for(timeout=60_000)
         page.screenshot(path=ARTIFACTS / "grid_sharpest_pair_breastmnist.png")
         browser.close()
@@ -170,5 +175,8 @@ def test_panel_on_a_natural_dataset_with_every_section(app):
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
         assert page.locator(".js-plotly-plot").count() >= 4
         assert page.get_by_text("Robust accuracy vs L∞ budget").count() >= 1
+        assert page.get_by_text("degrees of freedom").count() >= 1
+        assert page.get_by_text("Duplicates (run").count() >= 1
+        assert page.locator(".modebar-container .modebar").count() == 0  # toolbar hidden
         page.screenshot(path=ARTIFACTS / "panel_mnist_3_vs_5.png", full_page=True)
         browser.close()

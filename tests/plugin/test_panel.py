@@ -1,7 +1,6 @@
 """The Intrinsic properties panel, through ``foo.execute_operator``: load, change of
 dataset, button callbacks; the rendered layout and values are checked."""
 
-import copy
 import os
 
 import numpy as np
@@ -14,50 +13,7 @@ import fiftyone.operators as foo
 import fiftyone_intrinsic as fi
 from fiftyone_intrinsic.datasets.importers import import_arrays, import_medmnist
 
-PANEL = "@fiftyone-intrinsic/intrinsic/intrinsic_properties"
-QUIET = dict(device="cpu", progress=lambda f, s: None)
-
-
-class PanelRun:
-    """The requests one panel event produced: state and data patches, rendered layout."""
-
-    def __init__(self, dataset, method, state=None, params=None):
-        state = copy.deepcopy(state or {})  # the panel updates the state it is given in place
-        result = foo.execute_operator(
-            PANEL, ctx=dict(dataset=dataset),
-            params={"panel_id": "test", "__method__": method, "panel_state": state or {}, **(params or {})},
-        )
-        self.requests = result.executor._requests
-        self.state, self.data, self.output, self.triggers = copy.deepcopy(state), {}, None, []
-        for request in self.requests:
-            if request.operator_uri == "patch_panel_state":
-                self.state.update(request.params["state"])
-            elif request.operator_uri == "patch_panel_data":
-                self.data.update(request.params["data"])
-            elif request.operator_uri == "show_panel_output":
-                self.output = request.params["output"]
-            else:
-                self.triggers.append(request)
-
-    def properties(self, node=None):
-        """Every (name, property) of the rendered layout, nested objects included."""
-        node = node or self.output
-        for name, prop in node["type"].get("properties", {}).items():
-            yield name, prop
-            if prop["type"].get("name") == "Object":
-                yield from self.properties(prop)
-
-    def _views(self, kind):
-        return {name: p for name, p in self.properties() if (p.get("view") or {}).get("name") == kind}
-
-    def markdown(self):
-        return "\n".join(p["default"] for p in self._views("MarkdownView").values())
-
-    def buttons(self):
-        return {name: p["view"] for name, p in self._views("Button").items()}
-
-    def plots(self):
-        return {name: p["view"] for name, p in self._views("PlotlyView").items()}
+from panel_run import QUIET, PanelRun
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +52,7 @@ def test_load_shows_values_plots_and_pairs(audited):
     robust = fi.load_intrinsic_results(audited, "adversarial_robustness")
     text = run.markdown()
     assert f"d_data = {dim.dimension:.2f}" in text and f"{dim.ci_low:.2f}" in text
-    assert f"K_F = {kf.k_f:.4g}" in text and "**1** conflicting duplicates" in text
+    assert f"K_F = {kf.k_f:.4g}" in text and "**1 conflicting duplicate**" in text
     assert f"Clean accuracy **{robust.clean_accuracy:.3f}**" in text and "Δloss" in text
     assert "Pair certificate" in text
     assert "Not compared: K_F was computed at 28x28" in text  # not the paper's preprocessing
@@ -170,7 +126,15 @@ def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path)
     traces = run.data["paper"]
     assert [t["name"] for t in traces] == ["paper: medical", "paper: natural", dataset_name]
     assert "BraTS" in traces[0]["text"] and "ImageNet" in traces[1]["text"]
-    assert traces[2]["y"] == [fi.load_intrinsic_results(dataset, "label_sharpness").k_f]
+    k_f = fi.load_intrinsic_results(dataset, "label_sharpness").k_f
+    assert traces[2]["y"] == [k_f]
+    # placed against the paper's ranges (medical 1.35e-4 – 3.43e-4, natural 0.61e-4 – 1.59e-4)
+    medical, natural = 1.35e-4 <= k_f <= 3.43e-4, 0.61e-4 <= k_f <= 1.59e-4
+    where = ("inside both" if medical and natural else "inside the paper's medical range" if medical
+             else "inside the paper's natural range" if natural else "above every" if k_f > 3.43e-4
+             else "below every")
+    mantissa, exponent = f"{k_f:.2e}".split("e")
+    assert f"Same preprocessing as the paper: K_F {float(mantissa):.3g}e{int(exponent)} is **{where}" in run.markdown()
 
 
 def test_open_panel_operator(audited):
