@@ -201,13 +201,16 @@ def _not_a_vector_field(view, field: str) -> str:
     return f"is a {type(kind).__name__}, not a vector of numbers"
 
 
-def count_non_finite(view, field: str):
-    """Samples of ``view`` whose list-of-numbers ``field`` holds NaN or ±inf, counted by
-    the database; ``None`` for fields stored as binary vectors (checked when read)."""
+def embeddings_coverage(view, field: str):
+    """``(samples, with_vectors, non_finite)`` of ``view`` for ``field``, in one database
+    round trip; ``non_finite`` (samples holding NaN or ±inf) is ``None`` for fields stored
+    as binary vectors, which are checked when read."""
+    has = fo.Sum(F(field).exists().if_else(1, 0))
     if not isinstance(view.get_field(field), fo.ListField):
-        return None
-    non_finite = [float("nan"), float("inf"), float("-inf")]
-    return view.mongo([{"$match": {field: {"$elemMatch": {"$in": non_finite}}}}]).count()
+        return (*view.aggregate([fo.Count(), has]), None)
+    bad = [float("nan"), float("inf"), float("-inf")]
+    non_finite = fo.Sum((F(field).filter(F().is_in(bad)).length() > 0).if_else(1, 0))
+    return tuple(view.aggregate([fo.Count(), has, non_finite]))
 
 
 def add_features(ctx, inputs, view):
@@ -233,8 +236,7 @@ def add_features(ctx, inputs, view):
                 "store the embeddings as a top-level field with one vector of one length per sample.",
             )
         elif field is not None:
-            total, present = len(view), view.exists(field).count()
-            non_finite = count_non_finite(view, field)
+            total, present, non_finite = embeddings_coverage(view, field)
             if present < total:
                 invalidate(
                     prop,

@@ -220,3 +220,21 @@ def test_setting_errors_are_written_for_people(small, operator_name, params, pat
     shown = form(small, operator_name, params)
     assert shown[path].invalid and shown[path].error_message == expected
     assert "Input should be" not in shown[path].error_message
+
+
+def test_embeddings_coverage_and_non_finite_values_come_from_one_aggregation(small):
+    rng = np.random.default_rng(1)
+    n = len(small)
+    lists = rng.normal(size=(n, 4)).tolist()
+    lists[0] = None
+    lists[5][1], lists[6][2], lists[7][0] = float("nan"), float("inf"), float("-inf")
+    small.set_values("emb", lists)
+    arrays = list(rng.normal(size=(n, 3)))
+    arrays[2] = None
+    small.set_values("vec", arrays)
+    for field, expected in (("emb", "has vectors for 29 of 30 samples"), ("vec", "has vectors for 29 of 30 samples")):
+        shown = form(small, "compute_intrinsic_dimension", dict(features_source="embeddings", estimator="mle", k=5, embeddings_field=field))
+        assert expected in shown["embeddings_field"].error_message, field
+    small.set_values("emb", [v if v is not None else [0.0] * 4 for v in lists])
+    shown = form(small, "compute_intrinsic_dimension", dict(features_source="embeddings", estimator="mle", k=5, embeddings_field="emb"))
+    assert "NaN or infinite values on 3 samples" in shown["embeddings_field"].error_message
