@@ -8,7 +8,9 @@ change, and nothing runs.
 import os
 
 import fiftyone as fo
+from fiftyone import ViewField as F
 from fiftyone.operators import types
+from fiftyone.operators.constants import ViewTarget
 from pydantic import ValidationError
 
 from fiftyone_intrinsic.core.settings import Preprocessing, setting_spec
@@ -93,24 +95,61 @@ def cuda_available():
     return torch.cuda.is_available()
 
 
+def next_free_run_key(dataset, method):
+    """``method``, else ``method_2``, ``method_3``, … : the first key that no run of the
+    dataset holds (of any tool, complete or still being computed by another process) and
+    whose sample fields and saved view do not exist, so a new form does not open on a key
+    that is taken. Tags are not checked here: that needs a scan of every sample, and the
+    run's own check at execution still refuses a taken tag."""
+    from fiftyone_intrinsic.datasets.schema import schema_of
+
+    taken = set(dataset.list_runs())
+    schema = schema_of(method)
+
+    def free(key):
+        if key in taken:
+            return False
+        names = schema.names(key)
+        return not any(dataset.has_sample_field(f) for f in names.fields.values()) and not any(
+            dataset.has_saved_view(v) for v in names.saved_views.values()
+        )
+
+    key, n = method, 2
+    while not free(key):
+        key, n = f"{method}_{n}", n + 1
+    return key
+
+
 def add_run_key(ctx, inputs, method):
-    """Run key (default: the method's name) and overwrite flag; validates the identifier,
-    ownership and that an existing run of that key is of the same method."""
-    default = method
-    key = ctx.params.get("run_key", default)
+    """Run key (default: the first free one) and a visible "replace" checkbox; validates
+    the identifier, ownership and that an existing run of that key is of the same method.
+
+    Messages speak of the form's inputs, not of Python arguments."""
+    default = next_free_run_key(ctx.dataset, method)
+    key = ctx.params.get("run_key") or default
+    overwrite = bool(ctx.params.get("overwrite", False))
     prop = inputs.str(
         "run_key", label="Run key", default=default, required=True,
         description="Name of the stored run (letters, digits, underscores)",
     )
-    overwrite = inputs.bool(
-        "overwrite", label="Overwrite", default=False,
-        description="Replace an existing run with this key, and what it wrote",
+    exists = isinstance(key, str) and key in ctx.dataset.list_runs()
+    replace = inputs.bool(
+        "overwrite", default=False, view=types.CheckboxView(),
+        label=f"Replace the existing run '{key}' and what it wrote" if exists
+        else "Replace an existing run with this key, and what it wrote",
+        description="Its fields, tags and saved view are replaced when the new run is stored",
     )
     try:
-        runs.validate_run_key(ctx.dataset, key, bool(ctx.params.get("overwrite", False)), method)
+        runs.validate_run_key(ctx.dataset, key, overwrite, method)
     except ValueError as error:
-        invalidate(prop, str(error))
-    return prop, overwrite
+        message = str(error)
+        if exists and not overwrite and "already exists" in message:
+            message = (
+                f"A run named '{key}' already exists on this dataset. Use another key "
+                f"(e.g. '{default}'), or tick \"Replace the existing run '{key}'\" below."
+            )
+        invalidate(prop, message)
+    return prop, replace
 
 
 def add_device(ctx, inputs):
@@ -135,12 +174,20 @@ def device_param(ctx):
 
 
 def vector_fields(view):
-    schema = view.get_field_schema(flat=True)
-    return sorted(
+    """Top-level fields that hold one numeric vector per sample, all of one length:
+    vector and array fields, and lists of numbers whose non-empty lists all have the same
+    length (one aggregation for all of them). Subfields of labels (``ground_truth.logits``)
+    are not offered: the feature reader takes top-level fields only."""
+    schema = view.get_field_schema()
+    vectors = [name for name, field in schema.items() if isinstance(field, (fo.VectorField, fo.ArrayField))]
+    lists = [
         name for name, field in schema.items()
-        if isinstance(field, (fo.VectorField, fo.ArrayField))
-        or (isinstance(field, fo.ListField) and isinstance(field.field, (fo.FloatField, fo.IntField)))
-    )
+        if isinstance(field, fo.ListField) and isinstance(field.field, (fo.FloatField, fo.IntField))
+    ]
+    if lists:
+        lengths = view.aggregate([fo.Distinct(F(name).length()) for name in lists])
+        lists = [name for name, found in zip(lists, lengths) if len(set(found) - {0}) == 1]
+    return sorted(vectors + lists)
 
 
 #: Views up to this many samples have their image files checked on the form (about 0.1 s).
@@ -155,13 +202,29 @@ def missing_image_files(view) -> list:
     return [path for path in view.values("filepath") if not os.path.isfile(path)]
 
 
-def count_non_finite(view, field: str):
-    """Samples of ``view`` whose list-of-numbers ``field`` holds NaN or ±inf, counted by
-    the database; ``None`` for fields stored as binary vectors (checked when read)."""
+def _not_a_vector_field(view, field: str) -> str:
+    """Why ``field`` (which exists) is not offered as embeddings, for the form's message."""
+    if "." in field:
+        return f"is a subfield of {field.split('.')[0]!r}, not a top-level field"
+    kind = view.get_field(field)
+    if isinstance(kind, fo.ListField) and isinstance(kind.field, (fo.FloatField, fo.IntField)):
+        lengths = sorted(set(view.distinct(F(field).length())) - {0})
+        if not lengths:
+            return "has no vectors in this view"
+        return f"holds lists of different lengths ({', '.join(map(str, lengths[:5]))}{', …' if len(lengths) > 5 else ''})"
+    return f"is a {type(kind).__name__}, not a vector of numbers"
+
+
+def embeddings_coverage(view, field: str):
+    """``(samples, with_vectors, non_finite)`` of ``view`` for ``field``, in one database
+    round trip; ``non_finite`` (samples holding NaN or ±inf) is ``None`` for fields stored
+    as binary vectors, which are checked when read."""
+    has = fo.Sum(F(field).exists().if_else(1, 0))
     if not isinstance(view.get_field(field), fo.ListField):
-        return None
-    non_finite = [float("nan"), float("inf"), float("-inf")]
-    return view.mongo([{"$match": {field: {"$elemMatch": {"$in": non_finite}}}}]).count()
+        return (*view.aggregate([fo.Count(), has]), None)
+    bad = [float("nan"), float("inf"), float("-inf")]
+    non_finite = fo.Sum((F(field).filter(F().is_in(bad)).length() > 0).if_else(1, 0))
+    return tuple(view.aggregate([fo.Count(), has, non_finite]))
 
 
 def add_features(ctx, inputs, view):
@@ -180,13 +243,18 @@ def add_features(ctx, inputs, view):
         field = ctx.params.get("embeddings_field")
         if field is not None and field not in view.get_field_schema(flat=True):
             invalidate(prop, f"Field {field!r} does not exist; vector fields of this dataset: {fields}.")
+        elif field is not None and field not in fields:
+            invalidate(
+                prop,
+                f"Field {field!r} {_not_a_vector_field(view, field)}; choose one of {fields}, or "
+                "store the embeddings as a top-level field with one vector of one length per sample.",
+            )
         elif field is not None:
-            present = view.exists(field).count()
-            non_finite = count_non_finite(view, field)
-            if present < len(view):
+            total, present, non_finite = embeddings_coverage(view, field)
+            if present < total:
                 invalidate(
                     prop,
-                    f"Field {field!r} has vectors for {present} of {len(view)} samples; compute "
+                    f"Field {field!r} has vectors for {present} of {total} samples; compute "
                     "embeddings for the whole view or restrict the view.",
                 )
             elif non_finite:
@@ -266,14 +334,17 @@ def add_label_field(ctx, inputs, view):
         what = "does not exist" if kind is None else f"is a {type(kind).__name__}, not a Classification"
         invalidate(prop, f"Field {field!r} {what}. Classification fields: {fields}.")
         return prop
-    labelled = view.count(f"{field}.label")
-    if labelled < len(view):
+    # one database round trip per keystroke instead of three
+    total, labelled, classes = view.aggregate(
+        [fo.Count(), fo.Count(f"{field}.label"), fo.Distinct(f"{field}.label")]
+    )
+    if labelled < total:
         invalidate(
             prop,
-            f"{len(view) - labelled} of {len(view)} samples have no label in {field!r}; label "
+            f"{total - labelled} of {total} samples have no label in {field!r}; label "
             f"them or restrict the view, e.g. to view.exists('{field}').",
         )
-    elif len(view.distinct(f"{field}.label")) < 2:
+    elif len(classes) < 2:
         invalidate(prop, f"Every sample has the same label in {field!r}: K_F needs two classes.")
     return prop
 
@@ -283,6 +354,82 @@ def check_enough_samples(prop, view, needed, what):
         invalidate(prop, f"The view has {len(view)} samples; {what} needs at least {needed}.")
 
 
+def add_target_view(ctx, inputs, needed):
+    """The "Target view" choice, defaulting to the whole dataset when the current view
+    (or selection) has fewer than ``needed`` samples and the dataset has enough, e.g.
+    after clicking a pair the grid shows 2 samples.
+
+    Returns ``(view, too_small)``: the view the form validates (what
+    ``ctx.target_view()`` resolves to), and whether that view is too small while the
+    dataset is not; the "Target view" choice then carries a message suggesting
+    "Dataset", and callers skip their own size check. A view chosen explicitly, or one
+    passed from Python, is never widened silently."""
+    view = ctx.target_view()
+    chosen = ctx.request_params.get("view_target")
+    count = view.count() if chosen != ViewTarget.DATASET else None
+    default, too_small, dataset_count = None, False, None
+    if count is not None and count < needed:
+        dataset_count = ctx.dataset.count()
+        if dataset_count >= needed:
+            default, too_small = ViewTarget.DATASET, True
+    prop = inputs.view_target(ctx, default_target=default, action_description="Measure")
+    if too_small:
+        invalidate(
+            prop,
+            f"The {'selection' if chosen == ViewTarget.SELECTED_SAMPLES else 'current view'} has "
+            f"{count} samples; this needs at least {needed}. Choose 'Dataset' as the target view "
+            f"({dataset_count:,} samples).",
+        )
+    return view, too_small
+
+
+#: How the form names a setting, the unit of its numbers, and a hint for an invalid value;
+#: keyed by field name, or by (settings class, field name) where two classes share a name.
+SETTING_WORDS = {
+    ("ModelInput", "size"): ("Input size", "pixel", None),
+    ("ModelInput", "channels"): ("Input channels", None, None),
+    "size": ("Image size", "pixel", "leave it empty to keep each image's own size"),
+    "num_workers": ("Decoding processes", "process", "leave it empty for one per CPU core"),
+    "k": ("Neighbours k", None, None),
+    "top": ("Sharpest pairs to flag", "pair", None),
+    "discard_fraction": ("Discarded fraction", None, None),
+    "duplicate_tolerance": ("Near-duplicate tolerance", None, None),
+    "pgd_steps": ("PGD steps", "step", None),
+    "mean": ("Mean", None, None),
+    "std": ("Std", None, None),
+}
+
+
+def _bound(value, unit):
+    if unit is None:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:g} {unit}{'' if value == 1 else 's'}"
+
+
+def _error_sentence(error, title) -> str:
+    name = str(error["loc"][-1]) if error["loc"] else "value"
+    words = SETTING_WORDS.get((title, name)) or SETTING_WORDS.get(name)
+    label, unit, hint = words or (name.replace("_", " ").capitalize(), None, None)
+    bounds, kind = error.get("ctx") or {}, error["type"]
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        key = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}[kind]
+        word = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}[key]
+        sentence = f"{label} must be {word} {_bound(bounds[key], unit)}"
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        sentence = f"{label} must be a whole number"
+    elif kind in ("float_parsing", "float_type"):
+        sentence = f"{label} must be a number"
+    elif kind == "value_error":  # the settings' own checks already speak to people
+        text = error["msg"].removeprefix("Value error, ")
+        sentence = text[0].upper() + text[1:]
+    elif kind == "literal_error":
+        sentence = f"{label} must be one of {bounds.get('expected', '')}"
+    else:
+        sentence = f"{label}: {error['msg'][0].lower()}{error['msg'][1:]}".replace("input should", "should")
+    return f"{sentence} ({hint})" if hint else sentence
+
+
 def pydantic_message(error: ValidationError) -> str:
-    """One line naming each invalid setting and why."""
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+    """Each invalid setting, named as the form names it, with its limit and the fix:
+    "Image size must be at least 1 pixel (leave it empty to keep each image's own size)"."""
+    return "; ".join(_error_sentence(e, error.title) for e in error.errors()) + "."

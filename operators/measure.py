@@ -17,13 +17,15 @@ class ComputeIntrinsicDimension(foo.Operator):
     @property
     def config(self):
         return forms.long_running_config(
-            "compute_intrinsic_dimension", "Compute intrinsic dimension",
+            "compute_intrinsic_dimension", "Intrinsic dimension d_data: compute",
             "Estimate d_data (MLE or TwoNN) of the target view, exact neighbours", "/assets/dimension.svg",
         )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        view = ctx.target_view()
+        chosen = ESTIMATORS.get(ctx.params.get("estimator") or forms.param(ctx.params, DimensionSettings, "estimator"))
+        at_least = chosen.neighbors_needed(int(forms.param(ctx.params, DimensionSettings, "k"))) + 1 if chosen else 2
+        view, too_small = forms.add_target_view(ctx, inputs, at_least)
         forms.add_features(ctx, inputs, view)
         _, estimator = forms.registry_choice(ctx, inputs, DimensionSettings, "estimator", ESTIMATORS, "Estimator")
         k = None
@@ -36,8 +38,9 @@ class ComputeIntrinsicDimension(foo.Operator):
         forms.setting_input(inputs, DimensionSettings, "duplicate_tolerance", "Near-duplicate tolerance")
         forms.add_device(ctx, inputs)
         key_prop, _ = forms.add_run_key(ctx, inputs, "intrinsic_dimension")
-        forms.check_enough_samples(k if k is not None else key_prop, view, needed, what)
-        return types.Property(inputs, view=types.View(label="Compute intrinsic dimension"))
+        if not too_small:
+            forms.check_enough_samples(k if k is not None else key_prop, view, needed, what)
+        return types.Property(inputs, view=types.View(label="Intrinsic dimension d_data: compute"))
 
     def execute(self, ctx):
         from fiftyone_intrinsic import compute_intrinsic_dimension
@@ -105,20 +108,20 @@ class ComputeLabelSharpness(foo.Operator):
     @property
     def config(self):
         return forms.long_running_config(
-            "compute_label_sharpness", "Compute label sharpness",
+            "compute_label_sharpness", "Label sharpness K_F: compute",
             "Exact K_F over all pairs; flags the sharpest pairs and conflicting duplicates",
             "/assets/sharpness.svg",
         )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        view = ctx.target_view()
+        view, _ = forms.add_target_view(ctx, inputs, 2)  # a pair of samples with two labels
         forms.add_label_field(ctx, inputs, view)
         forms.add_features(ctx, inputs, view)
         forms.setting_input(inputs, SharpnessSettings, "top", "Sharpest pairs to flag")
         forms.add_device(ctx, inputs)
         forms.add_run_key(ctx, inputs, "label_sharpness")
-        return types.Property(inputs, view=types.View(label="Compute label sharpness"))
+        return types.Property(inputs, view=types.View(label="Label sharpness K_F: compute"))
 
     def execute(self, ctx):
         from fiftyone_intrinsic import compute_label_sharpness, load_sharpest_pairs_view

@@ -21,13 +21,13 @@ class ComputeRepresentationDimension(foo.Operator):
     @property
     def config(self):
         return forms.long_running_config(
-            "compute_representation_dimension", "Compute representation dimension",
-            "Intrinsic dimension of a model layer's activations (eval mode, no gradients)",
+            "compute_representation_dimension", "Representation dimension d_repr: compute",
+            "d_repr of a model layer's activations beside d_data (eval mode, no gradients)",
         )
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        view = ctx.target_view()
+        view, too_small = forms.add_target_view(ctx, inputs, 3)
         path_prop = model_form.add_model_inputs(ctx, inputs)
         layer_prop = inputs.str("layer", label="Layer", required=True, default="layer4",
                                 description="A module name, e.g. 'layer4' or 'avgpool'; 'output' for the model output")
@@ -52,8 +52,9 @@ class ComputeRepresentationDimension(foo.Operator):
             kind = ctx.params.get("model_kind", "torchvision")
             hint = "TorchScript models give 'output' only" if kind == "torchscript" else f"layers include {layers[:12]}"
             forms.invalidate(layer_prop, f"The model has no layer {layer!r}; {hint}.")
-        forms.check_enough_samples(layer_prop, view, 3, "an intrinsic dimension")
-        return types.Property(inputs, view=types.View(label="Compute representation dimension"))
+        if not too_small:
+            forms.check_enough_samples(layer_prop, view, 3, "an intrinsic dimension")
+        return types.Property(inputs, view=types.View(label="Representation dimension d_repr: compute"))
 
     def execute(self, ctx):
         from fiftyone_intrinsic import compute_representation_dimension, load_model

@@ -23,8 +23,8 @@ class EvaluateAdversarialRobustness(foo.Operator):
     @property
     def config(self):
         return forms.long_running_config(
-            "evaluate_adversarial_robustness", "Evaluate adversarial robustness",
-            "Attack a model with FGSM, PGD and PGD-L2; compare with label sharpness",
+            "evaluate_adversarial_robustness", "Adversarial robustness: evaluate",
+            "Attack a model with FGSM, PGD and PGD-L2; compare with K_F",
         )
 
     def resolve_input(self, ctx):
@@ -57,7 +57,7 @@ class EvaluateAdversarialRobustness(foo.Operator):
         forms.add_device(ctx, inputs)
         forms.add_run_key(ctx, inputs, "adversarial_robustness")
         self._validate(ctx, view, label_prop, path_prop, classes, eps_prop, sharp_prop)
-        return types.Property(inputs, view=types.View(label="Evaluate adversarial robustness"))
+        return types.Property(inputs, view=types.View(label="Adversarial robustness: evaluate"))
 
     def _validate(self, ctx, view, label_prop, path_prop, classes_prop, eps_prop, sharp_prop):
         params = ctx.params

@@ -27,7 +27,7 @@ class FitScalingLaw(foo.Operator):
     @property
     def config(self):
         return forms.long_running_config(
-            "fit_scaling_law", "Fit scaling law",
+            "fit_scaling_law", "Scaling law: fit",
             "Test loss vs training-set size on nested class-balanced subsets; "
             "exponent vs −1/d_data; labels needed for a target loss",
             delegate_by_default=True,
@@ -91,7 +91,7 @@ class FitScalingLaw(foo.Operator):
         forms.add_device(ctx, inputs)
         forms.add_run_key(ctx, inputs, "scaling_law")
         _validate(ctx, view, props)
-        return types.Property(inputs, view=types.View(label="Fit scaling law"))
+        return types.Property(inputs, view=types.View(label="Scaling law: fit"))
 
     def execute(self, ctx):
         from fiftyone_intrinsic import fit_scaling_law

@@ -139,7 +139,7 @@ def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
         page.screenshot(path=ARTIFACTS / "panel_empty_breastmnist.png")
 
         page.get_by_role("button", name="Compute K_F").click()
-        page.get_by_text("Compute label sharpness").first.wait_for(timeout=30_000)
+        page.get_by_text("Label sharpness K_F: compute").first.wait_for(timeout=30_000)
         page.screenshot(path=ARTIFACTS / "form_label_sharpness.png")
         execute = page.get_by_role("button", name="Execute")
         execute.wait_for(timeout=30_000)

@@ -177,14 +177,14 @@ def test_invalid_parameters_are_refused_and_change_nothing(small, resnet_files):
     rep = foo.get_operator(uri("compute_representation_dimension"))
     cases = {
         "bad run key": (lambda: sharp(small, label_field="ground_truth", run_key="my key", device="cpu"), "run_key", "not a valid identifier"),
-        "existing run key": (lambda: dim(small, k=5, device="cpu"), "run_key", "overwrite=True"),
+        "existing run key": (lambda: dim(small, k=5, device="cpu"), "run_key", "tick \"Replace the existing run 'intrinsic_dimension'\""),
         "non-Classification": (lambda: sharp(small, label_field="note", device="cpu"), "label_field", "not a Classification"),
         "missing embeddings": (lambda: dim(small, run_key="e", embeddings_field="nope", device="cpu"), "embeddings_field", "does not exist"),
         "unknown layer": (lambda: rep(small, model_path=state_path, layer="layer9", input_size=32, device="cpu"), "layer", "no layer 'layer9'"),
         "pickled as TorchScript": (lambda: rep(small, model_path=pickled, model_kind="torchscript", layer="output", device="cpu"), "model_path", "not a TorchScript file"),
         "pickled as state dict": (lambda: rep(small, model_path=pickled, layer="layer4", device="cpu"), "model_path", "weights_only"),
         "k too large": (lambda: dim(small, run_key="big", k=40, device="cpu"), "k", "needs at least 41"),
-        "size 0": (lambda: dim(small, run_key="z", k=5, size=0, device="cpu"), "size", "greater than or equal to 1"),
+        "size 0": (lambda: dim(small, run_key="z", k=5, size=0, device="cpu"), "size", "Image size must be at least 1 pixel (leave it empty"),
         "NaN embeddings": (lambda: dim(small, run_key="n", k=5, embeddings_field="emb_nan", device="cpu"), "embeddings_field", "NaN or infinite values on 2 samples"),
     }
     if not torch.cuda.is_available():
