@@ -82,11 +82,32 @@ class IntrinsicPropertiesPanel(foo.Panel):
         if ids:
             ctx.ops.set_view(view=ctx.dataset.select(ids, ordered=True))
 
-    def _refresh(self, ctx):
-        from fiftyone_intrinsic.datasets.summary import summarize_dataset
+    def choose_dimension_run(self, ctx):
+        """The d_data run selector changed: show that run and recompute the comparisons."""
+        self._choose(ctx, "dimension")
 
-        summary = summarize_dataset(ctx.dataset) if ctx.dataset is not None else None
+    def choose_sharpness_run(self, ctx):
+        """The K_F run selector changed: show that run and recompute the comparisons."""
+        self._choose(ctx, "sharpness")
+
+    def _choose(self, ctx, slot):
+        value = ctx.params.get("value")
+        if value:
+            ctx.panel.state.set(f"run_{slot}", value)
+        self._refresh(ctx)
+
+    def _refresh(self, ctx):
+        from fiftyone_intrinsic.datasets.summary import runs_of, summarize_dataset
+
+        chosen = {slot: ctx.panel.state.get(f"run_{slot}") for slot in SELECTABLE}
+        summary = summarize_dataset(ctx.dataset, chosen) if ctx.dataset is not None else None
         content = _Content(summary, ctx.dataset)
+        choices = {}
+        for slot in SELECTABLE:
+            current = getattr(summary, slot) if summary else None
+            ctx.panel.state.set(f"run_{slot}", current.key if current else None)
+            choices[slot] = [[r.key, r.label()] for r in runs_of(summary, slot)] if summary else []
+        ctx.panel.state.run_choices = choices
         ctx.panel.state.pairs = content.pair_ids
         ctx.panel.state.duplicate_tag = content.duplicate_tag
         ctx.panel.state.duplicates_run = content.duplicates_run
@@ -104,7 +125,14 @@ class IntrinsicPropertiesPanel(foo.Panel):
         for name, label in ACTIONS:
             actions.btn(f"open_{name}", label=label, on_click=f"{PLUGIN}/{name}", prompt=True, variant="contained")
         actions.btn("refresh", label="Refresh", on_click=self.refresh, variant="outlined")
+        choices = state.run_choices or {}
         for section in ("dimension", "sharpness", "robustness", "scaling", "paper", "database", "robust_vs_kf"):
+            if len(choices.get(section) or []) > 1:
+                selector = types.DropdownView(label=SELECTOR_LABELS[section])
+                for key, label in choices[section]:
+                    selector.add_choice(key, label=label)
+                panel.enum(f"run_{section}", [key for key, _ in choices[section]], default=state.get(f"run_{section}"),
+                           view=selector, on_change=getattr(self, f"choose_{section}_run"))
             if text.get(section):
                 panel.md(text[section], name=f"text_{section}")
             for plot in _PLOTS_OF.get(section, ()):
@@ -132,6 +160,10 @@ class IntrinsicPropertiesPanel(foo.Panel):
                                     variant="outlined")
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, px=2, py=2))
 
+
+#: Sections with a run selector (when the dataset holds more than one run of their method).
+SELECTABLE = ("dimension", "sharpness")
+SELECTOR_LABELS = {"dimension": "d_data run shown", "sharpness": "K_F run shown"}
 
 #: Plotly config: no mode bar (it covered the titles at panel width), no logo.
 PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}
@@ -234,6 +266,7 @@ class _Content:
             f"**Intrinsic dimension d_data = {r.dimension:.2f}{ci}**\n\n"
             f"The images vary along about {r.dimension:.0f} degrees of freedom"
             f"{_of_dims(run.features)}.\n\n"
+            f"{_run_line(run)}\n\n"
             f"Estimator **{r.estimator}**, k = {r.k}, run `{run.key}`; "
             f"{_count(r.n_duplicates, 'exact duplicate')} removed{near}. Features: {describe_features(run.features)}."
             f"{_paper_position(run.features, r.dimension, 'd_data', 'd_data', '{:.1f}'.format)}\n\n"
@@ -266,7 +299,7 @@ class _Content:
         classes = ", ".join(f"`{c}`" for c in r.classes or [])
         pairs = r.pairs or []
         self.text["sharpness"] = (
-            f"**Label sharpness K_F = {k_f}**\n\n{meaning}"
+            f"**Label sharpness K_F = {k_f}**\n\n{_run_line(run)}\n\n{meaning}"
             f"{_paper_position(run.features, r.k_f, 'K_F', 'k_f', _sci)}\n\n"
             f"Run `{run.key}` on `{run.config.get('label_field')}` (classes {classes}); "
             f"features: {describe_features(run.features)}. "
@@ -359,13 +392,16 @@ class _Content:
 
     def _comparisons(self, summary):
         from fiftyone_intrinsic.core.reference import PAPER_DATASETS, paper_comparability
-        from fiftyone_intrinsic.datasets.summary import comparable_summaries, loglog_slope
+        from fiftyone_intrinsic.datasets.summary import combinable, comparable_summaries, loglog_slope
 
         sharp, dim = summary.sharpness, summary.dimension
-        if sharp and dim and sharp.results.k_f:
+        together, combined = combinable(dim, sharp) if sharp and dim else (False, "")
+        if sharp and dim and sharp.results.k_f and not together:
+            self.text["paper"] = f"**Against the paper's reference datasets**\n\n{combined}"
+        elif sharp and dim and sharp.results.k_f:
             comparable, reason = paper_comparability(sharp.features)
             if comparable:
-                self.text["paper"] = "**Against the paper's reference datasets**\n\n" + reason + "."
+                self.text["paper"] = f"**Against the paper's reference datasets**\n\n{reason}. {combined}"
                 self.plots["paper"] = figures.paper_scatter(
                     PAPER_DATASETS, summary.name, dim.results.dimension, sharp.results.k_f
                 )
@@ -378,7 +414,10 @@ class _Content:
         rows = [_row(s, current=False) for s in others] + [_row(summary, current=True)]
         rows = [row for row in rows if row]
         if len(rows) > 1:
-            self.text["database"] = f"**Datasets of this database with comparable runs** ({len(rows)})"
+            self.text["database"] = (
+                f"**Datasets of this database with comparable runs** ({len(rows)}): each point combines "
+                "a d_data run and a K_F run on the same samples and preprocessing."
+            )
             self.plots["database"] = figures.datasets_scatter(rows)
         robust_rows = [row for row in rows if row.get("r_hat")]
         if len(robust_rows) >= 2:
@@ -391,7 +430,11 @@ class _Content:
 
 
 def _row(summary, current):
+    from fiftyone_intrinsic.datasets.summary import combinable
+
     if not (summary.sharpness and summary.dimension and summary.sharpness.results.k_f):
+        return None
+    if not combinable(summary.dimension, summary.sharpness)[0]:
         return None
     robustness = summary.robustness.results.sharpness if summary.robustness else None
     return {
@@ -404,6 +447,12 @@ def _row(summary, current):
 def _local_values(dataset, run):
     field = DIMENSION.names(run.key).field("local_dimension")
     return dataset.values(field) if dataset.has_sample_field(field) else []
+
+
+def _run_line(run):
+    """Which samples a run covered, how they were defined and when it ran."""
+    samples = f"{run.n_samples:,} samples" if run.n_samples is not None else "its samples"
+    return f"*Run `{run.key}`: {samples} ({run.view}), started {run.date} UTC.*"
 
 
 def _count(n, noun):

@@ -8,13 +8,14 @@ from typing import Optional
 
 import numpy as np
 
+from .describe import describe_features
 from .results import IntrinsicResults
 from .runs import list_intrinsic_runs, load_intrinsic_results
 from .schema import DIMENSION, REPRESENTATION, ROBUSTNESS, SCALING, SHARPNESS
 
 __all__ = [
     "RunSummary", "DatasetSummary", "DuplicateGroups", "summarize_dataset", "comparable_summaries",
-    "duplicate_groups", "loglog_slope", "summarize_run",
+    "duplicate_groups", "loglog_slope", "summarize_run", "runs_of", "combinable",
 ]
 
 
@@ -28,6 +29,22 @@ class RunSummary:
     features: dict
     config: dict
     results: IntrinsicResults
+    #: Samples the run covered (``None`` where the results do not say).
+    n_samples: Optional[int] = None
+    #: How the run's view was defined, in words ("the whole dataset" for none).
+    view: str = "the whole dataset"
+    #: The run's view stages, as stored: equal stages mean the same samples.
+    view_stages: tuple = ()
+
+    @property
+    def date(self) -> str:
+        """When the run started, to the minute (UTC)."""
+        return self.timestamp[:16]
+
+    def label(self) -> str:
+        """One line naming the run: key, samples, view and date, for a run selector."""
+        samples = f"{self.n_samples:,} samples" if self.n_samples is not None else "samples ?"
+        return f"{self.key}: {samples}, {self.view}, {self.date}"
 
 
 @dataclass(frozen=True)
@@ -57,15 +74,17 @@ _SLOTS = {
 }
 
 
-def summarize_dataset(dataset) -> DatasetSummary:
-    """Summaries of this library's runs on ``dataset``, the latest of each method."""
-    latest, every = {}, []
-    for key in list_intrinsic_runs(dataset):
-        summary = summarize_run(dataset, key)
-        every.append(summary)
-        slot = _SLOTS.get(summary.method)
-        if slot and (slot not in latest or _rank(summary) > _rank(latest[slot])):
-            latest[slot] = summary
+def summarize_dataset(dataset, chosen: Optional[dict] = None) -> DatasetSummary:
+    """Summaries of this library's complete runs on ``dataset``: for each method the run
+    ``chosen`` names (slot → run key, e.g. ``{"sharpness": "kf_test"}``), else the newest
+    (preferring the paper's MLE estimator for d_data)."""
+    every = [summarize_run(dataset, key) for key in list_intrinsic_runs(dataset)]
+    latest = {}
+    for slot in set(_SLOTS.values()):
+        runs = [r for r in every if _SLOTS[r.method] == slot]
+        wanted = [r for r in runs if r.key == (chosen or {}).get(slot)]
+        if runs:
+            latest[slot] = wanted[0] if wanted else max(runs, key=_rank)
     incomplete = list_intrinsic_runs(dataset, status="incomplete")
     return DatasetSummary(name=dataset.name, n_samples=len(dataset), runs=every, incomplete=incomplete, **latest)
 
@@ -73,12 +92,54 @@ def summarize_dataset(dataset) -> DatasetSummary:
 def summarize_run(dataset, key: str) -> RunSummary:
     """The summary of one stored run of this library."""
     info = dataset.get_run_info(key)
+    results = load_intrinsic_results(dataset, key)
+    stages = tuple(getattr(dataset.load_run_view(key), "_stages", ()))
+    n_samples = getattr(results, "n_samples", None)
     return RunSummary(
         key=key, method=info.config.method, timestamp=str(info.timestamp),
         features=dict(getattr(info.config, "features", {}) or {}),
         config={name: value for name, value in info.config.serialize().items() if name not in ("cls", "type")},
-        results=load_intrinsic_results(dataset, key),
+        results=results, n_samples=n_samples,
+        view=" then ".join(repr(stage) for stage in stages) if stages else "the whole dataset",
+        view_stages=tuple(repr(stage) for stage in stages),
     )
+
+
+def runs_of(summary: DatasetSummary, slot: str) -> list[RunSummary]:
+    """The complete runs a section can show (``slot``: ``"dimension"``, ``"sharpness"``,
+    …), newest first."""
+    return sorted((r for r in summary.runs if _SLOTS.get(r.method) == slot), key=lambda r: r.timestamp, reverse=True)
+
+
+def combinable(dimension: RunSummary, sharpness: RunSummary) -> tuple[bool, str]:
+    """Whether a d_data run and a K_F run describe the same samples under the same
+    preprocessing (a comparison may combine them), and a sentence saying so or why not.
+
+    >>> a = RunSummary("id", "intrinsic_dimension", "t", {"source": "pixels"}, {}, None, 100)
+    >>> combinable(a, RunSummary("kf", "label_sharpness", "t", {"source": "pixels"}, {}, None, 100))[0]
+    True
+    >>> combinable(a, RunSummary("kf", "label_sharpness", "t", {"source": "pixels"}, {}, None, 60,
+    ...                          "MatchTags(tags=['test'])", ("MatchTags(tags=['test'])",)))[1]
+    "Not combined: d_data run 'id' covers 100 samples (the whole dataset) and K_F run 'kf' covers 60 samples (MatchTags(tags=['test'])); choose runs on the same samples."
+    """
+    if dimension.view_stages != sharpness.view_stages or dimension.n_samples != sharpness.n_samples:
+        return False, (
+            f"Not combined: d_data run '{dimension.key}' covers {_samples(dimension)} ({dimension.view}) and "
+            f"K_F run '{sharpness.key}' covers {_samples(sharpness)} ({sharpness.view}); choose runs on the same samples."
+        )
+    if dimension.features != sharpness.features:
+        return False, (
+            f"Not combined: d_data run '{dimension.key}' used {describe_features(dimension.features)} and K_F run "
+            f"'{sharpness.key}' used {describe_features(sharpness.features)}; choose runs of the same preprocessing."
+        )
+    return True, (
+        f"Combines d_data run '{dimension.key}' and K_F run '{sharpness.key}': the same "
+        f"{_samples(dimension)} ({dimension.view}), {describe_features(dimension.features)}."
+    )
+
+
+def _samples(run: RunSummary) -> str:
+    return f"{run.n_samples:,} samples" if run.n_samples is not None else "an unknown number of samples"
 
 
 def comparable_summaries(reference: DatasetSummary) -> list[DatasetSummary]:

@@ -180,3 +180,33 @@ def test_panel_on_a_natural_dataset_with_every_section(app):
         assert page.locator(".modebar-container .modebar").count() == 0  # toolbar hidden
         page.screenshot(path=ARTIFACTS / "panel_mnist_3_vs_5.png", full_page=True)
         browser.close()
+
+
+def test_choosing_between_two_k_f_runs_of_different_views(app):
+    """Two K_F runs (all 1,000 images, and the 200 held out by Skip(800)): the newest is
+    shown and the paper comparison refuses to mix it with the d_data of all 1,000; choosing
+    the other run in the panel's selector shows it and lifts the refusal."""
+    from playwright.sync_api import sync_playwright
+
+    dataset = app["natural"]
+    fi.compute_label_sharpness(dataset.skip(800), "ground_truth", run_key="kf_holdout", **QUIET)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 2400})
+            _open_panel(page, app["url"], dataset)
+            page.get_by_text("Run kf_holdout: 200 samples").first.wait_for(timeout=60_000)
+            refusal = page.get_by_text(re.compile(r"Not combined: d_data run 'intrinsic_dimension' covers 1,000"))
+            refusal.first.wait_for(timeout=30_000)
+            page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_refusal.png", full_page=True, timeout=120_000)
+
+            page.get_by_text(re.compile(r"^kf_holdout: 200 samples")).first.click()
+            page.get_by_role("option", name=re.compile(r"^label_sharpness: 1,000 samples")).click()
+            page.get_by_text("Run label_sharpness: 1,000 samples").first.wait_for(timeout=60_000)
+            page.wait_for_function("() => !document.body.innerText.includes('Not combined')", timeout=30_000)
+            stored = fi.load_intrinsic_results(dataset, "label_sharpness")
+            assert page.get_by_text(f"Label sharpness K_F = {stored.k_f:.4g}").count() >= 1
+            page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_chosen.png", full_page=True, timeout=120_000)
+            browser.close()
+    finally:
+        fi.delete_intrinsic_run(dataset, "kf_holdout")

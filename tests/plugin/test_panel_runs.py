@@ -1,0 +1,79 @@
+"""Runs you choose in the Intrinsic properties panel: a selector per section, each run's
+samples, view and date, and comparisons that combine only runs on the same samples and
+preprocessing (issue 12, item 1). Real runs on a real database, driven as the App does."""
+
+import uuid
+
+import numpy as np
+import pytest
+
+import fiftyone as fo
+
+import fiftyone_intrinsic as fi
+from fiftyone_intrinsic.datasets.importers import import_arrays
+from fiftyone_intrinsic.datasets.summary import combinable, summarize_dataset
+
+from panel_run import QUIET, PanelRun
+
+
+@pytest.fixture(scope="module")
+def two_views(tmp_path_factory):
+    """60 random 8x8 images, 15 tagged test; d_data on all of them, K_F on all of them
+    ('kf_all') and then on the test samples only ('kf_test', the newest)."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (60, 8, 8)).astype(np.uint8)
+    labels = ["a", "b", "c"] * 20
+    tags = [["test"] if i % 4 == 0 else ["train"] for i in range(60)]
+    name = f"panel-runs-{uuid.uuid4().hex[:8]}"
+    dataset = import_arrays(images, labels, name=name, images_dir=tmp_path_factory.mktemp("runs"), tags=tags)
+    try:
+        fi.compute_intrinsic_dimension(dataset, k=5, n_bootstrap=10, **QUIET)
+        fi.compute_label_sharpness(dataset, "ground_truth", run_key="kf_all", top=3, **QUIET)
+        fi.compute_label_sharpness(dataset.match_tags("test"), "ground_truth", run_key="kf_test", top=3, **QUIET)
+        yield dataset
+    finally:
+        fo.delete_dataset(name)
+
+
+def test_the_newest_run_is_shown_with_its_view_and_a_selector_offers_both(two_views):
+    loaded = PanelRun(two_views, "on_load")
+    assert loaded.state["run_sharpness"] == "kf_test"
+    assert [key for key, _ in loaded.state["run_choices"]["sharpness"]] == ["kf_test", "kf_all"]
+    labels = dict(loaded.state["run_choices"]["sharpness"])
+    assert labels["kf_all"].startswith("kf_all: 60 samples, the whole dataset, ")
+    assert labels["kf_test"].startswith("kf_test: 15 samples, MatchTags(tags=['test']")
+    selectors = {name: p for name, p in loaded.properties() if name == "run_sharpness"}
+    assert selectors and selectors["run_sharpness"]["on_change"].endswith("choose_sharpness_run")
+    assert "run_dimension" not in dict(loaded.properties())  # one d_data run: nothing to choose
+    text = loaded.markdown()
+    assert "Run `kf_test`: 15 samples (MatchTags(tags=['test']" in text
+    # the paper comparison refuses to mix the d_data of 60 samples with the K_F of 15
+    assert ("Not combined: d_data run 'intrinsic_dimension' covers 60 samples (the whole dataset) "
+            "and K_F run 'kf_test' covers 15 samples") in text
+
+
+def test_choosing_the_other_run_shows_it_and_lifts_the_refusal(two_views):
+    loaded = PanelRun(two_views, "on_load")
+    chosen = PanelRun(two_views, "choose_sharpness_run", state=loaded.state, params={"value": "kf_all"})
+    assert chosen.state["run_sharpness"] == "kf_all"
+    text = chosen.markdown()
+    assert "Run `kf_all`: 60 samples (the whole dataset)" in text and "Not combined" not in text
+    stored = fi.load_intrinsic_results(two_views, "kf_all")
+    assert f"K_F = {stored.k_f:.4g}" in text
+    # the choice survives the next event (a view change refreshes with the chosen run)
+    again = PanelRun(two_views, "on_change_view", state=chosen.state)
+    assert again.state["run_sharpness"] == "kf_all"
+
+
+def test_combinable_needs_the_same_samples_and_preprocessing(two_views):
+    summary = summarize_dataset(two_views, {"sharpness": "kf_all"})
+    assert combinable(summary.dimension, summary.sharpness)[0]
+    test_only = summarize_dataset(two_views, {"sharpness": "kf_test"})
+    ok, reason = combinable(test_only.dimension, test_only.sharpness)
+    assert not ok and "choose runs on the same samples" in reason
+    fi.compute_intrinsic_dimension(two_views, run_key="id_gray", k=5, n_bootstrap=10,
+                                   features={"preprocessing": {"size": 4}}, **QUIET)
+    other = summarize_dataset(two_views, {"dimension": "id_gray", "sharpness": "kf_all"})
+    ok, reason = combinable(other.dimension, other.sharpness)
+    assert not ok and "choose runs of the same preprocessing" in reason and "4x4" in reason
+    fi.delete_intrinsic_run(two_views, "id_gray")
