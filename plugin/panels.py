@@ -38,6 +38,8 @@ class IntrinsicPropertiesPanel(foo.Panel):
         )
 
     def on_load(self, ctx):
+        for slot in SELECTABLE:  # a newly opened panel shows the newest runs
+            ctx.panel.state.set(f"run_{slot}", None)
         self._refresh(ctx)
 
     def on_change_dataset(self, ctx):
@@ -99,6 +101,8 @@ class IntrinsicPropertiesPanel(foo.Panel):
     def _refresh(self, ctx):
         from fiftyone_intrinsic.datasets.summary import runs_of, summarize_dataset
 
+        if ctx.dataset is not None:
+            ctx.dataset.reload()  # runs stored by other processes (the CLI, delegated operators)
         chosen = {slot: ctx.panel.state.get(f"run_{slot}") for slot in SELECTABLE}
         summary = summarize_dataset(ctx.dataset, chosen) if ctx.dataset is not None else None
         content = _Content(summary, ctx.dataset)

@@ -195,7 +195,11 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 2400})
             _open_panel(page, app["url"], dataset)
-            page.get_by_text("Run kf_holdout: 200 samples").first.wait_for(timeout=60_000)
+            try:
+                page.get_by_text("Run kf_holdout: 200 samples").first.wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_failed.png", full_page=True, timeout=120_000)
+                raise
             refusal = page.get_by_text(re.compile(r"Not combined: d_data run 'intrinsic_dimension' covers 1,000"))
             refusal.first.wait_for(timeout=30_000)
             page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_refusal.png", full_page=True, timeout=120_000)

@@ -63,6 +63,9 @@ def test_choosing_the_other_run_shows_it_and_lifts_the_refusal(two_views):
     # the choice survives the next event (a view change refreshes with the chosen run)
     again = PanelRun(two_views, "on_change_view", state=chosen.state)
     assert again.state["run_sharpness"] == "kf_all"
+    # a newly opened panel shows the newest run again, whatever an earlier panel chose
+    reopened = PanelRun(two_views, "on_load", state=chosen.state)
+    assert reopened.state["run_sharpness"] == "kf_test"
 
 
 def test_combinable_needs_the_same_samples_and_preprocessing(two_views):
