@@ -65,8 +65,18 @@ def app(tmp_path_factory):
     medical = import_medmnist(shared_file("medical/breastmnist_28.npz"), name=f"e2e-breastmnist-{os.getpid()}",
                               images_dir=folder / "breast", overwrite=True)
     natural = _audited_natural(folder)
+    server, url = _start_server(folder)
+    yield dict(url=url, medical=medical, natural=natural, folder=folder)
+    server.terminate()
+    server.wait(timeout=30)
+    for dataset in (medical, natural):
+        fo.delete_dataset(dataset.name)
+
+
+def _start_server(folder):
+    """An App server on a free port of 127.0.0.1, its log in ``folder``; (process, url)."""
     port = _free_port()
-    log = open(folder / "server.log", "w")
+    log = open(folder / f"server-{port}.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
@@ -75,17 +85,11 @@ def app(tmp_path_factory):
     for _ in range(120):
         try:
             urllib.request.urlopen(url, timeout=2)
-            break
+            return server, url
         except OSError:
             time.sleep(1)
-    else:
-        server.kill()
-        pytest.fail(f"the App server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-    yield dict(url=url, medical=medical, natural=natural)
-    server.terminate()
-    server.wait(timeout=30)
-    for dataset in (medical, natural):
-        fo.delete_dataset(dataset.name)
+    server.kill()
+    pytest.fail(f"the App server did not start: {(folder / f'server-{port}.log').read_text()[-2000:]}")
 
 
 def _audited_natural(folder):
@@ -190,11 +194,13 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
 
     dataset = app["natural"]
     fi.compute_label_sharpness(dataset.skip(800), "ground_truth", run_key="kf_holdout", **QUIET)
+    # a server of its own: the shared one restores the panels earlier tests opened
+    server, url = _start_server(app["folder"])
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 2400})
-            _open_panel(page, app["url"], dataset)
+            _open_panel(page, url, dataset)
             try:
                 page.get_by_text("Run kf_holdout: 200 samples").first.wait_for(timeout=60_000)
             except Exception:
@@ -202,15 +208,22 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
                 raise
             refusal = page.get_by_text(re.compile(r"Not combined: d_data run 'intrinsic_dimension' covers 1,000"))
             refusal.first.wait_for(timeout=30_000)
+            # the App may restore a panel an earlier test opened: count this panel's refusal
+            refusals = refusal.count()
             page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_refusal.png", full_page=True, timeout=120_000)
 
             page.get_by_text(re.compile(r"^kf_holdout: 200 samples")).first.click()
             page.get_by_role("option", name=re.compile(r"^label_sharpness: 1,000 samples")).click()
             page.get_by_text("Run label_sharpness: 1,000 samples").first.wait_for(timeout=60_000)
-            page.wait_for_function("() => !document.body.innerText.includes('Not combined')", timeout=30_000)
+            deadline = time.time() + 60
+            while refusal.count() != refusals - 1 and time.time() < deadline:
+                time.sleep(0.5)
+            assert refusal.count() == refusals - 1  # the panel that switched runs no longer refuses
             stored = fi.load_intrinsic_results(dataset, "label_sharpness")
             assert page.get_by_text(f"Label sharpness K_F = {stored.k_f:.4g}").count() >= 1
             page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_chosen.png", full_page=True, timeout=120_000)
             browser.close()
     finally:
+        server.terminate()
+        server.wait(timeout=30)
         fi.delete_intrinsic_run(dataset, "kf_holdout")
