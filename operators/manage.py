@@ -14,7 +14,7 @@ from . import forms
 def _run_key_input(ctx, inputs, method=None, status="complete"):
     """A dropdown of the dataset's runs (``status=None``: incomplete ones too, marked)."""
     keys = runs.list_intrinsic_runs(ctx.dataset, method=method, status=status)
-    incomplete = set(runs.list_intrinsic_runs(ctx.dataset, method=method, status="incomplete"))
+    incomplete = set(runs.list_intrinsic_runs(ctx.dataset, method=method, status="incomplete")) if status is None else set()
     choices = types.DropdownView()
     for key in keys:
         choices.add_choice(key, label=f"{key} (incomplete)" if key in incomplete else key)

@@ -82,9 +82,10 @@ def claim_run(samples, run_key: str, schema: RunSchema, *, overwrite: bool = Fal
     names = schema.names(write_key, attacks)
     final = schema.names(run_key, attacks)
     owned = names_of(existing, run_key) if existing is not None else None
-    check_names_free(dataset, names, owned=None)
+    tags = set(dataset.distinct("tags"))
+    check_names_free(dataset, names, existing_tags=tags)
     if write_key != run_key:
-        check_names_free(dataset, final, owned=owned)
+        check_names_free(dataset, final, owned=owned, existing_tags=tags)
     config = CONFIG_CLASSES[schema.method](
         status="incomplete", owner=_owner(), replaces=run_key if existing is not None else None,
         **_recorded_names(names),

@@ -141,15 +141,16 @@ def manage_runs(dataset_name: str, delete: str | None = None) -> str:
     if not keys:
         return f"Dataset {dataset_name!r} has no fiftyone_intrinsic runs."
     lines = [f"{'run key':<32} {'method':<26} {'status':<11} {'started (UTC)':<20} samples"]
+    total, statuses = len(dataset), []
     for key in keys:
         info = get_intrinsic_run_info(dataset, key)
-        view = dataset.load_run_view(key)
+        statuses.append(run_status(info.config))
+        covered = len(dataset.load_run_view(key))
         lines.append(
-            f"{key:<32} {info.config.method:<26} {run_status(info.config):<11} "
-            f"{info.timestamp:%Y-%m-%d %H:%M:%S}  {len(view):,}"
-            + ("" if view is dataset or len(view) == len(dataset) else f" of {len(dataset):,}")
+            f"{key:<32} {info.config.method:<26} {statuses[-1]:<11} "
+            f"{info.timestamp:%Y-%m-%d %H:%M:%S}  {covered:,}" + ("" if covered == total else f" of {total:,}")
         )
-    if any(run_status(get_intrinsic_run_info(dataset, k).config) == "incomplete" for k in keys):
+    if "incomplete" in statuses:
         lines.append(
             f"\nIncomplete runs are being computed, or were stopped before they finished; once "
             f"their process is gone, delete one with: fiftyone-intrinsic runs {dataset_name} --delete KEY"

@@ -328,13 +328,14 @@ def names_of(config, key: str) -> RunNames:
     return config.schema.names(key, attacks=_attacks_of(config))
 
 
-def check_names_free(dataset, names: RunNames, owned: RunNames | None = None) -> None:
+def check_names_free(dataset, names: RunNames, owned: RunNames | None = None, existing_tags=None) -> None:
     """Refuse sample fields, tags and saved views that exist and are not in ``owned``
-    (the names of the run being replaced)."""
+    (the names of the run being replaced); ``existing_tags``: the dataset's sample tags,
+    when the caller has them already (else one ``distinct`` over the dataset)."""
     mine = set()
     if owned is not None:
         mine = {*owned.fields.values(), *owned.tags.values(), *owned.saved_views.values()}
-    existing_tags = set(dataset.distinct("tags"))
+    existing_tags = set(dataset.distinct("tags")) if existing_tags is None else existing_tags
     taken = [
         *(f"field {f!r}" for f in names.fields.values() if dataset.has_sample_field(f) and f not in mine),
         *(f"tag {t!r}" for t in names.tags.values() if t in existing_tags and t not in mine),
