@@ -10,6 +10,7 @@ provides.
 
 from __future__ import annotations
 
+import threading
 from typing import ClassVar
 
 import fiftyone.core.runs as fors
@@ -262,12 +263,19 @@ def get_intrinsic_run_info(samples, run_key: str):
     return samples._dataset.get_run_info(run_key)
 
 
+#: FiftyOne reads a run's results through one file handle per dataset object (seek, then
+#: read); threads sharing the object, as the App server's panel events do, must take turns.
+_RESULTS_READ = threading.Lock()
+
+
 def load_intrinsic_results(samples, run_key: str) -> IntrinsicResults:
-    """The stored results, typed by method (:mod:`.results`)."""
+    """The stored results, typed by method (:mod:`.results`). Safe to call from several
+    threads at once."""
     info = get_intrinsic_run_info(samples, run_key)
     if not is_complete(info.config):
         raise ValueError(incomplete_message(samples, run_key, info.config))
-    results = samples._root_dataset.load_run_results(run_key, cache=False)
+    with _RESULTS_READ:
+        results = samples._root_dataset.load_run_results(run_key, cache=False)
     return as_typed_results(results, info.config.method)
 
 

@@ -219,3 +219,16 @@ def test_the_runs_command_lists_incomplete_runs_and_deletes_them(embedded, capsy
     assert snapshot(embedded) == before
     assert main(["runs", embedded.name, "--delete", "kf"]) == 2
     assert "No fiftyone_intrinsic run with key 'kf'" in capsys.readouterr().err
+
+
+def test_threads_of_one_process_read_a_run_s_results_at_once(embedded):
+    """The App server runs a panel's events (on_load, on_change_view) in threads that share
+    one dataset object; FiftyOne's results file then had one read position for all of them
+    and a reader got '' (AttributeError: 'str' object has no attribute 'decode')."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kf(embedded, key="label_sharpness")
+    expected = fi.load_intrinsic_results(embedded, "label_sharpness").k_f
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda _: fi.load_intrinsic_results(embedded, "label_sharpness").k_f, range(64)))
+    assert values == [expected] * 64

@@ -138,8 +138,8 @@ def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
         _open_panel(page, app["url"], app["medical"])
         page.get_by_text("No audit runs yet").wait_for(timeout=30_000)
         # from the panel alone: what K_F means and what to do first
-        assert page.get_by_text("What to do first:").count() >= 1
-        assert page.get_by_text("K_F (label sharpness) is 1 / the smallest distance").count() >= 1
+        page.get_by_text("What to do first:").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("K_F (label sharpness) is 1 / the smallest distance").first.wait_for(state="attached", timeout=60_000)
         page.screenshot(path=ARTIFACTS / "panel_empty_breastmnist.png")
 
         page.get_by_role("button", name="Compute K_F").click()
@@ -156,8 +156,8 @@ def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
             done.click()  # close the operator's progress dialog
         app["medical"].reload()  # the run was written by the App's server process
         expected = fi.load_intrinsic_results(app["medical"], "label_sharpness").k_f
-        assert page.get_by_text(f"K_F = {expected:.4g}").count() >= 1
-        assert page.get_by_text("review the sharpest pairs above").count() >= 1
+        page.get_by_text(f"K_F = {expected:.4g}").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("review the sharpest pairs above").first.wait_for(state="attached", timeout=60_000)
         page.screenshot(path=ARTIFACTS / "panel_breastmnist_after_kf.png", full_page=True)
 
         page.get_by_role("button", name=re.compile(r"^1\. .* apart: ")).click()
@@ -178,9 +178,9 @@ def test_panel_on_a_natural_dataset_with_every_section(app):
         # wait until four plots stand at once rather than counting at one instant
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
         assert page.locator(".js-plotly-plot").count() >= 4
-        assert page.get_by_text("Robust accuracy vs L∞ budget").count() >= 1
-        assert page.get_by_text("degrees of freedom").count() >= 1
-        assert page.get_by_text("Duplicates (run").count() >= 1
+        page.get_by_text("Robust accuracy vs L∞ budget").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("degrees of freedom").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_text("Duplicates (run").first.wait_for(state="attached", timeout=60_000)
         assert page.locator(".modebar-container .modebar").count() == 0  # toolbar hidden
         page.screenshot(path=ARTIFACTS / "panel_mnist_3_vs_5.png", full_page=True)
         browser.close()
@@ -190,7 +190,7 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
     """Two K_F runs (all 1,000 images, and the 200 held out by Skip(800)): the newest is
     shown and the paper comparison refuses to mix it with the d_data of all 1,000; choosing
     the other run in the panel's selector shows it and lifts the refusal."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     dataset = app["natural"]
     fi.compute_label_sharpness(dataset.skip(800), "ground_truth", run_key="kf_holdout", **QUIET)
@@ -208,19 +208,19 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
                 raise
             refusal = page.get_by_text(re.compile(r"Not combined: d_data run 'intrinsic_dimension' covers 1,000"))
             refusal.first.wait_for(timeout=30_000)
-            # the App may restore a panel an earlier test opened: count this panel's refusal
-            refusals = refusal.count()
             page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_refusal.png", full_page=True, timeout=120_000)
 
-            page.get_by_text(re.compile(r"^kf_holdout: 200 samples")).first.click()
+            # the K_F run selector names the run the panel shows
+            selector = page.locator("xpath=//p[text()='K_F run shown']/ancestor::div"
+                                    "[.//*[@role='combobox']][1]//*[@role='combobox']")
+            expect(selector).to_have_count(1, timeout=30_000)
+            expect(selector).to_contain_text("kf_holdout: 200 samples", timeout=60_000)
+            selector.click()
             page.get_by_role("option", name=re.compile(r"^label_sharpness: 1,000 samples")).click()
             page.get_by_text("Run label_sharpness: 1,000 samples").first.wait_for(timeout=60_000)
-            deadline = time.time() + 60
-            while refusal.count() != refusals - 1 and time.time() < deadline:
-                time.sleep(0.5)
-            assert refusal.count() == refusals - 1  # the panel that switched runs no longer refuses
+            expect(refusal).to_have_count(0, timeout=60_000)  # both runs now cover the same 1,000
             stored = fi.load_intrinsic_results(dataset, "label_sharpness")
-            assert page.get_by_text(f"Label sharpness K_F = {stored.k_f:.4g}").count() >= 1
+            page.get_by_text(f"Label sharpness K_F = {stored.k_f:.4g}").first.wait_for(timeout=60_000)
             page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_chosen.png", full_page=True, timeout=120_000)
             browser.close()
     finally:
