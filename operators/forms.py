@@ -5,7 +5,6 @@ calls alike: an invalid value marks its property invalid with a message that say
 change, and nothing runs.
 """
 
-import os
 
 import fiftyone as fo
 from fiftyone import ViewField as F
@@ -15,7 +14,10 @@ from pydantic import ValidationError
 
 from fiftyone_intrinsic.core.settings import Preprocessing, setting_spec
 from fiftyone_intrinsic.datasets import runs
+from fiftyone_intrinsic.datasets.feature_store import shapes_message
 from fiftyone_intrinsic.datasets.settings import FeatureSettings
+
+from . import data_checks
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 CHANNEL_CHOICES = ("auto",) + tuple(str(c) for c in setting_spec(Preprocessing, "channels").choices)
@@ -190,18 +192,6 @@ def vector_fields(view):
     return sorted(vectors + lists)
 
 
-#: Views up to this many samples have their image files checked on the form (about 0.1 s).
-FILE_CHECK_LIMIT = 50_000
-
-
-def missing_image_files(view) -> list:
-    """Paths of the view's images that are not files (views over
-    :data:`FILE_CHECK_LIMIT` samples are checked when the images are read instead)."""
-    if len(view) > FILE_CHECK_LIMIT:
-        return []
-    return [path for path in view.values("filepath") if not os.path.isfile(path)]
-
-
 def _not_a_vector_field(view, field: str) -> str:
     """Why ``field`` (which exists) is not offered as embeddings, for the form's message."""
     if "." in field:
@@ -257,19 +247,28 @@ def add_features(ctx, inputs, view):
                     f"Field {field!r} has vectors for {present} of {total} samples; compute "
                     "embeddings for the whole view or restrict the view.",
                 )
-            elif non_finite:
-                invalidate(
-                    prop,
-                    f"Field {field!r} holds NaN or infinite values on {non_finite} samples; fix "
-                    f"those embeddings or exclude them from the view.",
-                )
+            else:
+                if non_finite is None:  # a binary vector field: read it (small views, cached)
+                    non_finite = data_checks.non_finite_vectors(view, field)
+                if non_finite:
+                    invalidate(
+                        prop,
+                        f"Field {field!r} holds NaN or infinite values on {non_finite} samples; fix "
+                        f"those embeddings or exclude them from the view.",
+                    )
         return
-    missing = missing_image_files(view)
-    if missing:
+    headers = data_checks.image_headers(view)
+    if headers and headers.missing:
         invalidate(
             source_prop,
-            f"{len(missing):,} image file(s) of this view cannot be found, e.g. {missing[0]!r}. "
-            "Restore them, or restrict the view to samples whose files exist.",
+            f"{len(headers.missing):,} image file(s) of this view cannot be found, e.g. "
+            f"{headers.missing[0]!r}. Restore them, or restrict the view to samples whose files exist.",
+        )
+    elif headers and headers.unreadable:
+        invalidate(
+            source_prop,
+            f"{len(headers.unreadable):,} file(s) of this view are not images PIL can read, e.g. "
+            f"{headers.unreadable[0]}. Fix or replace them, or restrict the view to the other samples.",
         )
     size = inputs.int(
         "size", label="Image size", required=False,
@@ -285,9 +284,17 @@ def add_features(ctx, inputs, view):
     setting_input(inputs, Preprocessing, "normalize_max", "Per-image max normalization")
     setting_input(inputs, FeatureSettings, "num_workers", "Decoding processes")
     try:
-        feature_settings(ctx.params)
+        preprocessing = feature_settings(ctx.params).preprocessing
     except ValidationError as error:
         invalidate(size, pydantic_message(error))
+        return
+    if headers and headers.shapes:
+        converted = {}
+        for (width, height, channels), path in headers.shapes.items():
+            shape = (preprocessing.size or height, preprocessing.size or width, preprocessing.channels or channels)
+            converted.setdefault(shape, path)
+        if len(converted) > 1:
+            invalidate(size, shapes_message(converted))
 
 
 def add_channels(inputs):

@@ -132,7 +132,7 @@ def _decode_into_store(key, filepaths, preprocessing, num_workers, dtype, progre
         if failures:
             raise ValueError(_unreadable_message(failures, len(filepaths)))
         if len(shapes) > 1:
-            raise ValueError(_shapes_message(shapes))
+            raise ValueError(shapes_message(shapes))
         matrix.flush()
         del matrix
         description = {
@@ -204,7 +204,7 @@ def _check_headers(filepaths, preprocessing: Preprocessing) -> None:
     if failures:
         raise ValueError(_unreadable_message(failures, len(filepaths)))
     if len(shapes) > 1:
-        raise ValueError(_shapes_message(shapes))
+        raise ValueError(shapes_message(shapes))
 
 
 def _unreadable_message(failures, n_samples) -> str:
@@ -215,7 +215,9 @@ def _unreadable_message(failures, n_samples) -> str:
     )
 
 
-def _shapes_message(shapes) -> str:
+def shapes_message(shapes) -> str:
+    """Why images of ``shapes`` ((height, width, channels) -> an example path) cannot be
+    stacked, and which settings make them one shape."""
     examples = ", ".join(f"{shape} ({path})" for shape, path in list(shapes.items())[:4])
     return (
         f"Images have {len(shapes)} different shapes (height, width, channels): {examples}. "

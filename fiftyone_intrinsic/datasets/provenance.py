@@ -100,11 +100,13 @@ def decide_import(name: str, fingerprint: dict, overwrite: bool) -> str:
         return "reuse"
     if not isinstance(recorded, dict):
         origin = "was not imported by fiftyone-intrinsic"
+    elif recorded.get("path") is None:  # imported from arrays in memory (import_arrays)
+        origin = f"holds other images: it was imported from {recorded.get('kind', 'another source')} in memory"
     elif recorded.get("path") == fingerprint.get("path"):
         origin = (f"was imported from {recorded.get('path')} before it changed (or with "
                   "other import settings or an older version of the importer)")
     else:
-        origin = f"was imported from {recorded.get('path') or recorded.get('kind')}"
+        origin = f"was imported from {recorded['path']}"
     raise ValueError(
         f"A FiftyOne dataset named {name!r} already exists ({len(dataset)} samples) and "
         f"{origin}. Nothing was imported or changed. Choose another dataset name with "

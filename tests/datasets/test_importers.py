@@ -298,3 +298,14 @@ def test_non_image_files_in_a_folder_tree_are_skipped_with_a_warning(tmp_path, d
         dataset = import_image_folder(tree, name=dataset_name)
     assert dataset.count_values("ground_truth.label") == {"cat": 3, "dog": 3}
     assert len(fo.load_dataset(dataset_name)) == 6
+
+
+def test_arrays_under_a_taken_name_are_refused_with_what_the_dataset_holds(tmp_path, dataset_name):
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 8, 8), dtype=np.uint8)
+    first = import_arrays(images, ["a", "b", "a", "b"], name=dataset_name, images_dir=tmp_path / "first")
+    assert import_arrays(images, ["a", "b", "a", "b"], name=dataset_name).values("id") == first.values("id")
+    with pytest.raises(ValueError) as refused:
+        import_arrays(images[::-1], ["a", "b", "a", "b"], name=dataset_name, images_dir=tmp_path / "second")
+    message = str(refused.value)
+    assert "imported from arrays in memory" in message and "None" not in message and "--overwrite" in message
+    assert not (tmp_path / "second").exists()

@@ -223,3 +223,52 @@ def test_missing_image_files_are_a_form_message_not_a_traceback(small):
     message = validation_message(lambda: dim(small, run_key="files", k=5, device="cpu"))
     assert "Path: features_source." in message and "1 image file(s)" in message and gone in message
     assert snapshot(small) == before
+
+
+def test_unreadable_files_differing_shapes_and_nan_vectors_are_form_messages(small, tmp_path):
+    """What would fail when the data are read is a form message first: a file that is not an
+    image, images of two sizes with no size set, NaN in a binary vector field. Each message
+    goes when the user changes what it names (another size, a restricted view)."""
+    from PIL import Image
+
+    from operators import data_checks
+
+    before = snapshot(small)
+    dim = foo.get_operator(uri("compute_intrinsic_dimension"))
+    sharp = foo.get_operator(uri("compute_label_sharpness"))
+    first, second = small.take(2, seed=1)
+    with open(first.filepath, "wb") as handle:
+        handle.write(b"not a PNG")
+    message = validation_message(lambda: dim(small, run_key="unreadable", k=5, device="cpu"))
+    assert "Path: features_source." in message and "1 file(s) of this view are not images" in message
+    assert first.filepath in message and "UnidentifiedImageError" in message
+    readable = small.exclude(first.id)
+
+    Image.fromarray(np.zeros((12, 10), dtype=np.uint8)).save(second.filepath, format="PNG")
+    message = validation_message(lambda: dim(readable, run_key="shapes", k=5, device="cpu"))
+    assert "Path: size." in message and "2 different shapes" in message and second.filepath in message
+    assert snapshot(small) == before  # refused on the form: nothing was written
+    dim(readable, run_key="resized", k=5, size=8, device="cpu")  # one size for all: runs
+    assert small.has_run("resized")
+
+    small.add_sample_field("vec", fo.VectorField)
+    vectors = np.random.default_rng(1).normal(size=(len(small), 6)).astype(np.float32)
+    vectors[[4, 9, 11], 2] = [np.nan, np.inf, -np.inf]
+    small.set_values("vec", list(vectors))
+    assert isinstance(small.get_field("vec"), fo.VectorField)
+    message = validation_message(lambda: sharp(small, label_field="ground_truth", embeddings_field="vec", device="cpu"))
+    assert "Path: embeddings_field." in message and "NaN or infinite values on 3 samples" in message
+    ids = small.values("id")
+    finite = small.exclude([ids[4], ids[9], ids[11]])
+    sharp(finite, label_field="ground_truth", embeddings_field="vec", run_key="finite", device="cpu")
+
+    # the cache follows the data: an edit to a sample of the view is seen by the next form
+    edited = small[ids[4]]
+    edited["vec"] = vectors[0]
+    edited.save()
+    fixed = small.exclude([ids[9], ids[11]])
+    assert data_checks.non_finite_vectors(fixed, "vec") == 0
+    sample = small[ids[5]]
+    sample["vec"] = np.full(6, np.nan, dtype=np.float32)
+    sample.save()
+    assert data_checks.non_finite_vectors(fixed, "vec") == 1
