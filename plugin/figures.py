@@ -190,32 +190,28 @@ def datasets_scatter(rows):
                            "K_F (1 / feature units)", yaxis={"type": "log", **log_ticks(ys)})
 
 
-def robustness_vs_sharpness(rows, slope):
-    """R̂ against K_F across datasets (log–log), with the fitted line and the bound's −1."""
-    xs = [row["k_f"] for row in rows]
+def robustness_vs_sharpness(rows):
+    """Median R̂ against K_F across datasets (log–log), with the bound 1/(2·K_F) that the
+    images of each dataset's sharpest pair cannot both exceed. No fitted line: the points
+    come from different models, so a slope through them means nothing."""
+    xs = [row["r_hat_k_f"] for row in rows]
     ys = [row["r_hat"] for row in rows]
     names = [row["name"] for row in rows]
     texts, positions = place_labels(xs, ys, names, log_x=True, log_y=True)
-    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets", "x": xs, "y": ys,
+    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (median R̂)", "x": xs, "y": ys,
                "text": texts, "textposition": positions, "customdata": names,
-               "hovertemplate": _hover("K_F (1/feature units)", "R̂ (feature units)", name=True).replace(
+               "hovertemplate": _hover("K_F (1/feature units)", "median R̂ (feature units)", name=True).replace(
                    "%{text}", "%{customdata}"),
                "marker": {"size": 11}}]
-    if slope is not None and len(rows) >= 2:
-        lo, hi = min(xs), max(xs)
-        mean_x = sum(math.log(x) for x in xs) / len(xs)
-        mean_y = sum(math.log(y) for y in ys) / len(ys)
-
-        def line(s):
-            return [math.exp(mean_y + s * (math.log(x) - mean_x)) for x in (lo, hi)]
-
-        traces.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": line(slope),
-                       "name": f"fit: slope {slope:.2f}", "hoverinfo": "skip"})
-        traces.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": line(-1.0),
-                       "name": "bound: slope −1", "line": {"dash": "dot"}, "hoverinfo": "skip"})
+    lo, hi = min(xs) / 1.5, max(xs) * 1.5
+    grid = [lo * (hi / lo) ** (i / 20) for i in range(21)]
+    traces.append({"type": "scatter", "mode": "lines", "x": grid, "y": [1 / (2 * x) for x in grid],
+                   "name": "bound for the sharpest pair: 1/(2·K_F)", "line": {"dash": "dot"}, "hoverinfo": "skip"})
+    bounds = [1 / (2 * x) for x in (lo, hi)]
     return traces, _layout("Robustness vs label sharpness", "K_F (1 / feature units)",
-                           "R̂ (mean smallest L2 perturbation, feature units)",
-                           xaxis={"type": "log", **log_ticks(xs)}, yaxis={"type": "log", **log_ticks(ys)})
+                           "median R̂ (smallest L2 perturbation, feature units)",
+                           xaxis={"type": "log", **log_ticks(xs + [lo, hi])},
+                           yaxis={"type": "log", **log_ticks(ys + bounds)})
 
 
 def scaling_law(results):

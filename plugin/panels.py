@@ -5,6 +5,8 @@ State (round-tripped to the browser on every event) holds only the ids of the sh
 pairs; plots go to panel data.
 """
 
+import math
+
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
@@ -348,17 +350,7 @@ class _Content:
             lines.append(f"FGSM at ε = 2/255: Δloss = **{r.delta_loss:.3f}** nats (the paper's metric).")
         comparison = r.sharpness
         if comparison:
-            lines.append(
-                f"R̂ = {_num(comparison['r_hat_mean'])} (mean), {_num(comparison['r_hat_median'])} (median) "
-                f"against 1/K_F = {_num(comparison['inverse_k_f'])}, in the units of run `{comparison['run_key']}`."
-            )
-            cert = comparison.get("certificate")
-            if cert:
-                if cert["holds"] is None:
-                    verdict = "not applicable: the model misclassifies an image of the sharpest pair"
-                else:
-                    verdict = ("holds" if cert["holds"] else "FAILS") + f", margin {cert['margin']:.4g}"
-                lines.append(f"Pair certificate (a flip within ‖x_j − x_k‖/2 = {cert['distance'] / 2:.4g}): {verdict}.")
+            lines.extend(_bound_lines(comparison))
         self.text["robustness"] = "\n\n".join(lines)
         for norm, name in (("linf", "robust_linf"), ("l2", "robust_l2")):
             if any(c["norm"] == norm for c in r.curves.values()):
@@ -396,7 +388,7 @@ class _Content:
 
     def _comparisons(self, summary):
         from fiftyone_intrinsic.core.reference import PAPER_DATASETS, paper_comparability
-        from fiftyone_intrinsic.datasets.summary import combinable, comparable_summaries, loglog_slope
+        from fiftyone_intrinsic.datasets.summary import combinable, comparable_summaries
 
         sharp, dim = summary.sharpness, summary.dimension
         together, combined = combinable(dim, sharp) if sharp and dim else (False, "")
@@ -423,14 +415,49 @@ class _Content:
                 "a d_data run and a K_F run on the same samples and preprocessing."
             )
             self.plots["database"] = figures.datasets_scatter(rows)
-        robust_rows = [row for row in rows if row.get("r_hat")]
+        robust_rows = [row for row in rows if row.get("r_hat") and row.get("r_hat_k_f")]
         if len(robust_rows) >= 2:
-            slope = loglog_slope([row["k_f"] for row in robust_rows], [row["r_hat"] for row in robust_rows])
             self.text["robust_vs_kf"] = (
-                f"**Robustness vs K_F across datasets**\n\nFitted log–log slope {slope:.2f}; the bound "
-                "log R̂ ≳ −log K_F + log b has slope −1."
+                "**Robustness vs K_F across datasets**\n\nEach point is a dataset's median R̂ (the "
+                "smallest L2 perturbation that flips its model) against its K_F. The dotted line is "
+                "1/(2·K_F): the two images of a dataset's sharpest pair cannot both be more robust "
+                "than that when the model is right on both; the rest of the dataset can. A point "
+                "below the line: that model is more fragile than label sharpness alone forces. "
+                "**What the plot cannot show:** a trend or a slope. Each point has its own model, "
+                "training and sample size, and the bound holds for the sharpest pair only, so no "
+                "line through the points confirms or refutes the paper's relation."
             )
-            self.plots["robust_vs_kf"] = figures.robustness_vs_sharpness(robust_rows, slope)
+            self.plots["robust_vs_kf"] = figures.robustness_vs_sharpness(robust_rows)
+
+
+def _bound_lines(comparison) -> list:
+    """R̂ against the bound 1/(2·K_F), and where the decision flips near the sharpest pair."""
+    units = f"in the units of run `{comparison['run_key']}`"
+    bound = comparison.get("radius_bound")
+    if bound is None and comparison.get("inverse_k_f") is not None:  # runs stored by earlier versions
+        bound = comparison["inverse_k_f"] / 2
+    lines = [f"R̂ = {_num(comparison['r_hat_mean'])} (mean), {_num(comparison['r_hat_median'])} (median), "
+             f"{units}. The sharpest pair's images cannot both be more robust than 1/(2·K_F) = {_num(bound)}."]
+    ratio = comparison["r_hat_median"] / bound if bound and comparison.get("r_hat_median") is not None else None
+    if ratio is not None and math.isfinite(ratio):
+        side = ("above: typical images keep more room than the sharpest pair" if ratio >= 1 else
+                "below: the model is more fragile than label sharpness alone forces")
+        lines.append(f"Median R̂ is **{ratio:.2f}×** that bound ({side}).")
+    cert = comparison.get("certificate")
+    if cert:
+        half = cert["distance"] / 2
+        flip = cert.get("flip_radius")
+        if flip is None:  # stored by earlier versions
+            flips = [v for v in (cert.get("segment_flip"), cert.get("pgd_flip")) if v is not None and math.isfinite(v)]
+            flip = min(flips) if flips else None
+        if not cert["both_correct"]:
+            lines.append("Sharpest pair: the model misclassifies one of its images, so the bound says nothing there.")
+        elif flip is not None and math.isfinite(flip):
+            lines.append(
+                f"Sharpest pair: the decision flips {flip:.4g} from the nearer image (model input units), "
+                f"{flip / half:.0%} of the half-distance {half:.4g}: that image's robust radius is at most {flip:.4g}."
+            )
+    return lines
 
 
 def _row(summary, current):
@@ -444,7 +471,9 @@ def _row(summary, current):
     return {
         "name": summary.name, "current": current, "d_data": summary.dimension.results.dimension,
         "k_f": summary.sharpness.results.k_f,
-        "r_hat": robustness.get("r_hat_mean") if robustness else None,
+        # R̂ and the K_F it was compared with (same units: that K_F run's features)
+        "r_hat": robustness.get("r_hat_median") if robustness else None,
+        "r_hat_k_f": robustness.get("k_f") if robustness else None,
     }
 
 

@@ -231,11 +231,12 @@ def _minimal_budget(model, images, targets, correct, name, max_budget, settings,
 
 @dataclass(frozen=True)
 class PairCertificate:
-    """The geometric link between K_F and robustness on the sharpest pair (docs/science.md §5).
+    """Where the model's decision flips near the sharpest pair (docs/science.md §5).
 
     If the model classifies both images of a differently-labelled pair correctly, its
     decision changes on the segment between them, so one of the two has an adversarial
-    perturbation of L2 norm at most ``distance / 2``.
+    perturbation of L2 norm at most ``distance / 2``. That is a theorem, so it is not
+    reported as a check; what is measured is where the decision actually flips.
 
     Attributes:
         distance: ``‖x_j − x_k‖₂`` in the model's [0, 1] input space.
@@ -243,21 +244,27 @@ class PairCertificate:
         segment_flip: L2 distance from the nearer image to the first point on the segment
             where the prediction leaves that image's label (grid of ``resolution`` points).
         pgd_flip: the smaller of the two images' smallest PGD-L2 perturbations found.
-        holds: ``min(segment_flip, pgd_flip) <= distance / 2 + grid step``, or ``None`` when
-            the model misclassifies one of them (then the bound says nothing).
-        margin: ``distance / 2 − min(segment_flip, pgd_flip)``.
+        flip_radius: ``min(segment_flip, pgd_flip)``: a measured upper bound on the robust
+            radius of the nearer of the two images (model input units; NaN when no flip
+            was found).
     """
 
     distance: float
     both_correct: bool
     segment_flip: float
     pgd_flip: float
-    holds: Optional[bool]
-    margin: float
+    flip_radius: float
+
+    @property
+    def flip_fraction(self) -> float:
+        """``flip_radius / (distance / 2)``: at most 1 (up to the grid step) when both
+        images are classified correctly; how far below the geometric bound the model is."""
+        return self.flip_radius / (self.distance / 2) if self.distance > 0 else float("nan")
 
 
 def pair_certificate(model, x_j, x_k, y_j, y_k, pgd_flips=(float("nan"), float("nan")), *, device=None, resolution=201) -> PairCertificate:
-    """Check the pair certificate on two ``(C, H, W)`` images in [0, 1]."""
+    """Where the decision flips on the segment between two ``(C, H, W)`` images in [0, 1]
+    (and, given ``pgd_flips``, the smallest PGD-L2 flips of the two images)."""
     device = resolve_device(device)
     x_j, x_k = torch.as_tensor(x_j, dtype=torch.float32), torch.as_tensor(x_k, dtype=torch.float32)
     distance = float((x_k.double() - x_j.double()).norm())
@@ -272,13 +279,11 @@ def pair_certificate(model, x_j, x_k, y_j, y_k, pgd_flips=(float("nan"), float("
     candidates = [float(t[i[0]]) * distance for i in (leaves_j, leaves_k) if i.numel()]
     segment_flip = min(candidates) if candidates else float("nan")
     pgd_flip = float(np.nanmin(pgd_flips)) if np.isfinite(pgd_flips).any() else float("nan")
-    best = float(np.nanmin([segment_flip, pgd_flip]))
-    step = distance / (resolution - 1)
+    found = [v for v in (segment_flip, pgd_flip) if np.isfinite(v)]
     return PairCertificate(
         distance=distance,
         both_correct=both_correct,
         segment_flip=segment_flip,
         pgd_flip=pgd_flip,
-        holds=(best <= distance / 2 + step) if both_correct else None,
-        margin=distance / 2 - best,
+        flip_radius=min(found) if found else float("nan"),
     )

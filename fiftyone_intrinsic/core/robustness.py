@@ -8,6 +8,7 @@ label-sharpness run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -30,7 +31,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SharpnessComparison:
-    """R̂ beside 1/K_F, both in the label-sharpness run's feature space.
+    """R̂ beside the bound that K_F sets, both in the label-sharpness run's feature space.
+
+    The two images of the sharpest pair cannot both be more robust than ``1 / (2 K_F)``
+    when the model is right on both (docs/science.md §5); the rest of the dataset can.
+    ``r_hat_over_bound`` compares the dataset's typical robustness with that bound: it can
+    come out on either side of 1, and says how much the model's fragility exceeds what
+    label sharpness alone forces (below 1) or how much room the model keeps (above 1).
 
     Attributes:
         run_key: the label-sharpness run.
@@ -38,7 +45,7 @@ class SharpnessComparison:
         inverse_k_f: ``1 / K_F``, the smallest distance between differently-labelled samples.
         r_hat_mean, r_hat_median: R̂ converted to the same units.
         scale: feature units per L2 unit of the model's [0, 1] input (255 for [0, 255]).
-        certificate: the check on the sharpest pair (distances in model input units).
+        certificate: where the decision flips near the sharpest pair (model input units).
     """
 
     run_key: str
@@ -48,6 +55,17 @@ class SharpnessComparison:
     r_hat_median: float
     scale: float
     certificate: Optional[PairCertificate]
+
+    @property
+    def radius_bound(self) -> float:
+        """``1 / (2 K_F)``: the robust radius the sharpest pair's images cannot both exceed."""
+        return self.inverse_k_f / 2
+
+    @property
+    def r_hat_over_bound(self) -> float:
+        """Median R̂ divided by :attr:`radius_bound` (NaN when either is undefined)."""
+        bound = self.radius_bound
+        return self.r_hat_median / bound if bound and math.isfinite(bound) else float("nan")
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,10 @@ class RobustnessResults(IntrinsicResults):
         r_hat_mean, r_hat_median: empirical robustness R̂ (L2 of [0, 1] images).
         n_unbroken, n_samples: samples no L2 budget flipped, samples attacked.
         sharpness: ``None`` or the comparison with a K_F run: ``{run_key, k_f,
-            inverse_k_f, r_hat_mean, r_hat_median, scale, certificate}``.
+            inverse_k_f, r_hat_mean, r_hat_median, scale, radius_bound, r_hat_over_bound,
+            certificate}`` (runs stored by earlier versions have no ``radius_bound`` and
+            ``r_hat_over_bound``, and a ``certificate`` with ``holds`` and ``margin``
+            instead of ``flip_radius``).
     """
 
     VALUES = (

@@ -217,11 +217,12 @@ def _stored_values(result, names, comparison) -> dict:
         values["sharpness"] = dict(
             run_key=comparison.run_key, k_f=number(comparison.k_f), inverse_k_f=number(comparison.inverse_k_f),
             r_hat_mean=number(comparison.r_hat_mean), r_hat_median=number(comparison.r_hat_median),
-            scale=comparison.scale,
+            scale=comparison.scale, radius_bound=number(comparison.radius_bound),
+            r_hat_over_bound=number(comparison.r_hat_over_bound),
             certificate=None if cert is None else dict(
                 distance=cert.distance, both_correct=cert.both_correct,
                 segment_flip=number(cert.segment_flip), pgd_flip=number(cert.pgd_flip),
-                holds=cert.holds, margin=number(cert.margin),
+                flip_radius=number(cert.flip_radius),
             ),
         )
     return values

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
 
 from .describe import describe_features
 from .results import IntrinsicResults
@@ -15,7 +14,7 @@ from .schema import DIMENSION, REPRESENTATION, ROBUSTNESS, SCALING, SHARPNESS
 
 __all__ = [
     "RunSummary", "DatasetSummary", "DuplicateGroups", "summarize_dataset", "comparable_summaries",
-    "duplicate_groups", "loglog_slope", "summarize_run", "runs_of", "combinable",
+    "duplicate_groups", "summarize_run", "runs_of", "combinable",
 ]
 
 
@@ -161,21 +160,6 @@ def comparable_summaries(reference: DatasetSummary) -> list[DatasetSummary]:
         if any(r.features == anchor.features for r in (other.sharpness, other.dimension) if r):
             found.append(other)
     return found
-
-
-def loglog_slope(x, y) -> Optional[float]:
-    """Least-squares slope of log y against log x over the positive pairs (None if < 2).
-
-    >>> round(loglog_slope([1, 10, 100], [4, 0.4, 0.04]), 6)
-    -1.0
-    """
-    pairs = [(a, b) for a, b in zip(x, y) if a and b and a > 0 and b > 0]
-    if len(pairs) < 2:
-        return None
-    lx, ly = np.log([a for a, _ in pairs]), np.log([b for _, b in pairs])
-    if np.ptp(lx) == 0:
-        return None
-    return float(np.polyfit(lx, ly, 1)[0])
 
 
 def _rank(summary: RunSummary):

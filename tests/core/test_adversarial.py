@@ -120,13 +120,17 @@ def test_pair_certificate_finds_the_decision_boundary_on_the_segment():
     certificate = pair_certificate(model, x_j, x_k, 0, 1, device="cpu", resolution=401)
     distance = 2**0.5
     assert certificate.distance == pytest.approx(distance)
-    assert certificate.both_correct is True and certificate.holds is True
+    assert certificate.both_correct is True
     assert certificate.segment_flip == pytest.approx(0.25 * distance, abs=distance / 400)
-    assert certificate.margin == pytest.approx(distance / 2 - certificate.segment_flip)
+    assert certificate.flip_radius == certificate.segment_flip  # no PGD flips given
+    assert certificate.flip_fraction == pytest.approx(0.5, abs=1 / 200)
+    # a smaller PGD flip of one image is the tighter measured bound
+    closer = pair_certificate(model, x_j, x_k, 0, 1, (0.1, float("nan")), device="cpu", resolution=401)
+    assert closer.flip_radius == pytest.approx(0.1) and closer.segment_flip == certificate.segment_flip
     # a model wrong on x_k: the theorem says nothing, and the certificate says so
     wrong = _Threshold(torch.tensor([1.0, 1.0]), 5.0)
     certificate = pair_certificate(wrong, x_j, x_k, 0, 1, device="cpu")
-    assert certificate.both_correct is False and certificate.holds is None
+    assert certificate.both_correct is False
 
 
 def test_training_mode_is_restored(trained):

@@ -77,6 +77,9 @@ def test_the_panel_summary_and_pairs_view_read_0_1_0_runs(old):
     assert summary.scaling.results.mode == "before_labeling" and summary.scaling.results.sizes is None
     pairs = fi.load_sharpest_pairs_view(old, "label_sharpness")
     assert len(pairs) == len(set(pairs.values("id"))) >= 2
+    from panel_run import PanelRun
+
+    assert "Adversarial robustness" in PanelRun(old, "on_load").markdown()  # the panel renders 0.1.0 runs
 
 
 def test_a_0_1_0_run_deletes_what_it_wrote_and_can_be_overwritten(old):

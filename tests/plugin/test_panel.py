@@ -54,7 +54,10 @@ def test_load_shows_values_plots_and_pairs(audited):
     assert f"d_data = {dim.dimension:.2f}" in text and f"{dim.ci_low:.2f}" in text
     assert f"K_F = {kf.k_f:.4g}" in text and "**1 conflicting duplicate**" in text
     assert f"Clean accuracy **{robust.clean_accuracy:.3f}**" in text and "Δloss" in text
-    assert "Pair certificate" in text
+    comparison = robust.sharpness
+    assert f"1/(2·K_F) = {comparison['radius_bound']:.4g}" in text
+    assert f"Median R̂ is **{comparison['r_hat_over_bound']:.2f}×** that bound" in text
+    assert "Pair certificate" not in text and "holds" not in text  # a theorem is not a check
     assert "Not compared: K_F was computed at 28x28" in text  # not the paper's preprocessing
     assert set(run.plots()) >= {"id_vs_k", "local_dimension", "robust_linf", "robust_l2"}
     assert run.data["id_vs_k"][0]["y"][-1] == pytest.approx(dim.dimension)
@@ -106,8 +109,15 @@ def test_change_of_dataset_updates_and_compares(audited, dataset_name, tmp_path)
     trend = PanelRun(other, "on_load")
     traces = trend.data["robust_vs_kf"]
     assert sorted(traces[0]["text"]) == sorted([audited.name, other.name])
-    assert [t["name"] for t in traces[1:]][-1] == "bound: slope −1"
-    assert "Fitted log–log slope" in trend.markdown()
+    bound = traces[-1]
+    assert bound["name"] == "bound for the sharpest pair: 1/(2·K_F)"
+    assert bound["y"] == pytest.approx([1 / (2 * x) for x in bound["x"]])
+    compared = [fi.load_intrinsic_results(d, "adversarial_robustness").sharpness for d in (audited, other)]
+    assert sorted(traces[0]["x"]) == sorted(c["k_f"] for c in compared)  # the K_F each R̂ was compared with
+    assert sorted(traces[0]["y"]) == sorted(c["r_hat_median"] for c in compared)
+    text = trend.markdown()
+    assert "What the plot cannot show:** a trend or a slope" in text and "slope −1" not in text
+    assert "Fitted" not in text and len(traces) == 2  # no fitted line
     layout = trend.state["layout_robust_vs_kf"]
     assert layout["xaxis"]["type"] == "log" and layout["yaxis"]["type"] == "log"
 
@@ -165,3 +175,19 @@ def test_scaling_law_section_plots_the_fit_and_the_plan(audited):
     assert layout["xaxis"]["type"] == "log" and "training-set size" in layout["xaxis"]["title"]["text"]
     assert "fit_scaling_law" in {b["operator"].rsplit("/", 1)[-1] for b in run.buttons().values() if b.get("operator")}
     fi.delete_intrinsic_run(audited, "scaling_law")
+
+
+def test_a_comparison_stored_by_earlier_versions_reads_without_a_verdict():
+    """Runs stored before the certificate was reworked hold ``holds``/``margin`` and no
+    ``radius_bound``: the panel shows the bound and the measured flip, not "holds"."""
+    import sys
+
+    panel = foo.get_operator("@fiftyone-intrinsic/intrinsic/intrinsic_properties")
+    _bound_lines = sys.modules[type(panel).__module__]._bound_lines  # the module as FiftyOne loaded it
+    stored = dict(run_key="kf", k_f=0.25, inverse_k_f=4.0, r_hat_mean=1.5, r_hat_median=1.0, scale=1.0,
+                  certificate=dict(distance=4.0, both_correct=True, segment_flip=1.5, pgd_flip=0.5,
+                                   holds=True, margin=1.5))
+    text = "\n".join(_bound_lines(stored))
+    assert "1/(2·K_F) = 2" in text and "Median R̂ is **0.50×** that bound (below" in text
+    assert "flips 0.5 from the nearer image" in text and "25% of the half-distance 2" in text
+    assert "holds" not in text and "FAILS" not in text
