@@ -23,7 +23,7 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     the image is first divided by its own maximum (a blank image stays zero instead of
     dividing by zero) and then resized in floating point, each channel on its own, as the
     paper does (docs/science.md §2); ``max_before_resize=False`` resizes first, as
-    version 0.1 did.
+    earlier versions did.
 
     >>> from PIL import Image
     >>> image = Image.fromarray(np.array([[0, 51], [102, 0]], dtype=np.uint8))
@@ -31,7 +31,7 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     [[0.0, 0.5], [1.0, 0.0]]
 
     Shrunk to one pixel, the image is the mean of the normalized one; resizing first
-    (version 0.1) divided the rounded mean by itself:
+    (earlier versions) divided the rounded mean by itself:
 
     >>> preprocess_image(image, Preprocessing(size=1, normalize_max=True)).item()
     0.375
@@ -52,7 +52,7 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
         if size is not None and image.size != (size, size):
             image = image.resize((size, size), Image.BILINEAR)
         array = np.asarray(image, dtype=np.float64)
-        # version 0.1's order takes the maximum of the resized image
+        # earlier versions' order: the maximum of the resized image
         array = _normalized(array, scale) if preprocessing.normalize_max else array * (scale / full_scale)
     array = array.reshape(array.shape[0], array.shape[1], -1)
     if array.shape[2] != channels:  # 16-bit or float gray as RGB: R = G = B, at full depth

@@ -55,11 +55,11 @@ def paper_comparability(features: dict) -> tuple[bool, str]:
     ...                      "max_before_resize": True, "image_shape": [224, 224, 1]})[0]
     True
 
-    A run of version 0.1 recorded no order: it took the maximum after resizing.
+    A run of an earlier version recorded no order: it took the maximum after resizing.
 
     >>> paper_comparability({"source": "pixels", "size": 224, "value_range": "byte",
     ...                      "normalize_max": True, "image_shape": [224, 224, 1]})[1]
-    'computed with the per-image maximum taken after resizing (the order of version 0.1); the paper used 224x224, [0, 255], per-image max normalization before resizing'
+    'computed with the per-image maximum taken after resizing (the order of earlier versions); the paper used 224x224, [0, 255], per-image max normalization before resizing'
     >>> paper_comparability({"source": "pixels", "size": None, "value_range": "unit",
     ...                      "normalize_max": False, "image_shape": [28, 28, 1]})[1]
     'computed at 28x28, intensities in [0, 1], without per-image max normalization; the paper used 224x224, [0, 255], per-image max normalization before resizing'
@@ -74,8 +74,8 @@ def paper_comparability(features: dict) -> tuple[bool, str]:
         differences.append("intensities in [0, 1]")
     if not features.get("normalize_max"):
         differences.append("without per-image max normalization")
-    elif features.get("max_before_resize") is not True:  # absent: recorded by 0.1
-        differences.append("with the per-image maximum taken after resizing (the order of version 0.1)")
+    elif features.get("max_before_resize") is not True:  # absent: recorded by an earlier version
+        differences.append("with the per-image maximum taken after resizing (the order of earlier versions)")
     if differences:
         return False, (
             "computed " + ", ".join(differences)

@@ -61,20 +61,21 @@ def test_settings_reject_bad_values_with_the_field_name():
 
 
 def test_the_order_is_recorded_only_with_per_image_max_normalization():
-    """Without normalize_max there is no order: the record is 0.1's, so its runs and stored
-    features still match; with it, a 0.1 record (no field) matches no new one."""
+    """Without normalize_max there is no order: the record is the earlier versions', so
+    their runs and stored features still match; with it, an earlier record (no field)
+    matches no new one."""
     assert Preprocessing(size=16).model_dump() == {
         "size": 16, "channels": None, "value_range": "unit", "normalize_max": False
     }
     assert Preprocessing(size=16, max_before_resize=False).model_dump() == Preprocessing(size=16).model_dump()
-    recorded_by_0_1 = {"size": 224, "channels": None, "value_range": "byte", "normalize_max": True}
-    assert recorded_by_0_1 != Preprocessing.paper().model_dump()
-    assert recorded_by_0_1 != Preprocessing.paper().model_copy(update={"max_before_resize": False}).model_dump()
+    recorded_earlier = {"size": 224, "channels": None, "value_range": "byte", "normalize_max": True}
+    assert recorded_earlier != Preprocessing.paper().model_dump()
+    assert recorded_earlier != Preprocessing.paper().model_copy(update={"max_before_resize": False}).model_dump()
 
 
 def test_the_maximum_is_taken_before_resizing():
     # shrunk 2x2 -> 1x1 the antialiased bilinear filter averages the four pixels: the
-    # normalized image's mean, 0.375 x 255; 0.1 divided the rounded mean 38 by itself
+    # normalized image's mean, 0.375 x 255; earlier versions divided the rounded mean 38 by itself
     image = gray([[0, 51], [102, 0]])
     paper = Preprocessing(size=1, value_range="byte", normalize_max=True)
     np.testing.assert_allclose(preprocess_image(image, paper), [[[0.375 * 255]]])

@@ -61,8 +61,8 @@ def test_pixels_are_stored_once_and_reused_until_a_file_changes(digits_dataset):
 
 
 def test_the_order_of_the_per_image_maximum_has_entries_of_its_own(digits_dataset):
-    """Pixels stored in 0.1's order (maximum after resizing) are never read for the paper's
-    order, and the two fingerprints differ."""
+    """Pixels stored in the earlier order (maximum after resizing) are never read for the
+    paper's order, and the two fingerprints differ."""
     dataset, images = digits_dataset
     paper = Preprocessing(size=16, value_range="byte", normalize_max=True)
     old = paper.model_copy(update={"max_before_resize": False})

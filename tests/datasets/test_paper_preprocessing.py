@@ -1,7 +1,7 @@
 """Reference parity on real images: K_F at the paper's preprocessing (224 x 224, [0, 255],
 each image divided by its own maximum, then resized; docs/science.md §2), measured through a
 FiftyOne dataset, equals K_F of an independent numpy/torch implementation of that order,
-and the reference in 0.1's order (resize, then divide) differs by more than the tolerance
+and the reference in the earlier versions' order (resize, then divide) differs by more than the tolerance
 on at least one set, so the comparison can fail."""
 
 import numpy as np
@@ -57,7 +57,7 @@ def _brute_force_k_f(images, labels):
 
 @pytest.fixture(scope="module")
 def references():
-    """Per set: ``(images, labels, K_F in the paper's order, K_F in 0.1's order)``."""
+    """Per set: ``(images, labels, K_F in the paper's order, K_F in the earlier order)``."""
     found = {}
     for name in SETS:
         images, labels = _load(name)

@@ -138,8 +138,8 @@ def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path)
 
 
 
-def test_a_run_in_the_order_of_0_1_is_not_compared_with_the_paper(dataset_name, tmp_path):
-    """0.1 took the per-image maximum after resizing and recorded no order; its runs at
+def test_a_run_in_the_earlier_order_is_not_compared_with_the_paper(dataset_name, tmp_path):
+    """Earlier versions took the per-image maximum after resizing and recorded no order; runs at
     224x224, [0, 255], per-image max are not the paper's preprocessing."""
     from conftest import shared_file
 
@@ -149,14 +149,14 @@ def test_a_run_in_the_order_of_0_1_is_not_compared_with_the_paper(dataset_name, 
     old = {"preprocessing": {"size": 224, "value_range": "byte", "normalize_max": True, "max_before_resize": False}}
     fi.compute_intrinsic_dimension(dataset, features=old, **QUIET)
     fi.compute_label_sharpness(dataset, "ground_truth", features=old, **QUIET)
-    for key in ("intrinsic_dimension", "label_sharpness"):  # recorded as 0.1 did: no order
+    for key in ("intrinsic_dimension", "label_sharpness"):  # recorded as earlier versions did: no order
         config = dataset.get_run_info(key).config
         assert config.features.pop("max_before_resize") is False
         dataset.update_run_config(key, config)
     run = PanelRun(dataset, "on_load")
     text = run.markdown()
     assert ("Not compared: K_F was computed with the per-image maximum taken after resizing "
-            "(the order of version 0.1)") in text
+            "(the order of earlier versions)") in text
     assert "same preprocessing as the paper" not in text.lower() and "paper" not in run.plots()
 
 def test_open_panel_operator(audited):
