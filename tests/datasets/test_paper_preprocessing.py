@@ -1,8 +1,8 @@
 """Reference parity on real images: K_F at the paper's preprocessing (224 x 224, [0, 255],
 each image divided by its own maximum, then resized; docs/science.md §2), measured through a
-FiftyOne dataset, equals K_F of an independent numpy/torch implementation of that order,
-and the reference in the earlier versions' order (resize, then divide) differs by more than the tolerance
-on at least one set, so the comparison can fail."""
+FiftyOne dataset, equals K_F of an independent numpy/torch implementation of that order;
+the reference in the earlier versions' order (resize, then divide) differs by more than
+the tolerance on at least one set, so the comparison can fail."""
 
 import numpy as np
 import pytest
