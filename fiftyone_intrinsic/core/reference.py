@@ -43,7 +43,7 @@ PAPER_DATASETS = (
 )
 
 #: The preprocessing of the paper's K_F values.
-PAPER_PREPROCESSING = {"size": 224, "value_range": "byte", "normalize_max": True}
+PAPER_PREPROCESSING = {"size": 224, "value_range": "byte", "normalize_max": True, "max_before_resize": True}
 
 
 def paper_comparability(features: dict) -> tuple[bool, str]:
@@ -51,12 +51,18 @@ def paper_comparability(features: dict) -> tuple[bool, str]:
 
     Returns ``(comparable, reason)``; the reason says what differs.
 
-    >>> paper_comparability({"source": "pixels", "size": 224, "value_range": "byte",
-    ...                      "normalize_max": True, "image_shape": [224, 224, 1]})[0]
+    >>> paper_comparability({"source": "pixels", "size": 224, "value_range": "byte", "normalize_max": True,
+    ...                      "max_before_resize": True, "image_shape": [224, 224, 1]})[0]
     True
+
+    A run of an earlier version recorded no order: it took the maximum after resizing.
+
+    >>> paper_comparability({"source": "pixels", "size": 224, "value_range": "byte",
+    ...                      "normalize_max": True, "image_shape": [224, 224, 1]})[1]
+    'computed with the per-image maximum taken after resizing (the order of earlier versions); the paper used 224x224, [0, 255], per-image max normalization before resizing'
     >>> paper_comparability({"source": "pixels", "size": None, "value_range": "unit",
     ...                      "normalize_max": False, "image_shape": [28, 28, 1]})[1]
-    'computed at 28x28, intensities in [0, 1], without per-image max normalization; the paper used 224x224, [0, 255], per-image max normalization'
+    'computed at 28x28, intensities in [0, 1], without per-image max normalization; the paper used 224x224, [0, 255], per-image max normalization before resizing'
     """
     if features.get("source") != "pixels":
         return False, f"computed on {features.get('source')}; the paper's values are for pixels"
@@ -68,9 +74,11 @@ def paper_comparability(features: dict) -> tuple[bool, str]:
         differences.append("intensities in [0, 1]")
     if not features.get("normalize_max"):
         differences.append("without per-image max normalization")
+    elif features.get("max_before_resize") is not True:  # absent: recorded by an earlier version
+        differences.append("with the per-image maximum taken after resizing (the order of earlier versions)")
     if differences:
         return False, (
             "computed " + ", ".join(differences)
-            + "; the paper used 224x224, [0, 255], per-image max normalization"
+            + "; the paper used 224x224, [0, 255], per-image max normalization before resizing"
         )
-    return True, "same preprocessing as the paper (224x224, [0, 255], per-image max normalization)"
+    return True, "same preprocessing as the paper (224x224, [0, 255], per-image max normalization before resizing)"

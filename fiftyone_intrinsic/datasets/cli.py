@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--normalize-max", action="store_true",
                        help=setting_spec(Preprocessing, "normalize_max").description)
     audit.add_argument("--paper", action="store_true",
-                       help="the paper's preprocessing: 224 x 224, [0, 255], per-image max")
+                       help="the paper's preprocessing: each image divided by its maximum, then 224 x 224, [0, 255]")
     _add_setting(audit, "--estimator", DimensionSettings, "estimator",
                  "intrinsic-dimension estimator (TwoNN is run beside any other)")
     _add_setting(audit, "--k", DimensionSettings, "k")

@@ -56,8 +56,52 @@ def test_settings_reject_bad_values_with_the_field_name():
     with pytest.raises(ValueError, match="embeddings_field"):
         FeatureSettings(embeddings_field="  ")
     assert Preprocessing.paper().model_dump() == {
-        "size": 224, "channels": None, "value_range": "byte", "normalize_max": True
+        "size": 224, "channels": None, "value_range": "byte", "normalize_max": True, "max_before_resize": True,
     }
+
+
+def test_the_order_is_recorded_only_with_per_image_max_normalization():
+    """Without normalize_max there is no order: the record is the earlier versions', so
+    their runs and stored features still match; with it, an earlier record (no field)
+    matches no new one."""
+    assert Preprocessing(size=16).model_dump() == {
+        "size": 16, "channels": None, "value_range": "unit", "normalize_max": False
+    }
+    assert Preprocessing(size=16, max_before_resize=False).model_dump() == Preprocessing(size=16).model_dump()
+    recorded_earlier = {"size": 224, "channels": None, "value_range": "byte", "normalize_max": True}
+    assert recorded_earlier != Preprocessing.paper().model_dump()
+    assert recorded_earlier != Preprocessing.paper().model_copy(update={"max_before_resize": False}).model_dump()
+
+
+def test_the_maximum_is_taken_before_resizing():
+    # shrunk 2x2 -> 1x1 the antialiased bilinear filter averages the four pixels: the
+    # normalized image's mean, 0.375 x 255; earlier versions divided the rounded mean 38 by itself
+    image = gray([[0, 51], [102, 0]])
+    paper = Preprocessing(size=1, value_range="byte", normalize_max=True)
+    np.testing.assert_allclose(preprocess_image(image, paper), [[[0.375 * 255]]])
+    old = paper.model_copy(update={"max_before_resize": False})
+    np.testing.assert_allclose(preprocess_image(image, old), [[[255.0]]])
+    # growing keeps the maximum: bilinear output never exceeds the largest input
+    grown = preprocess_image(gray([[0, 10], [20, 40]]), paper.model_copy(update={"size": 8}))
+    assert grown.shape == (8, 8, 1) and grown.max() == pytest.approx(255) and grown.min() == pytest.approx(0)
+    blank = preprocess_image(gray(np.zeros((6, 6))), paper.model_copy(update={"size": 3}))
+    assert blank.shape == (3, 3, 1) and np.all(blank == 0)
+
+
+def test_rgb_channels_are_resized_separately_after_one_maximum():
+    pixels = np.zeros((2, 2, 3), dtype=np.uint8)
+    pixels[0, 0] = [200, 100, 0]
+    pixels[1, 1] = [0, 50, 100]
+    out = preprocess_image(Image.fromarray(pixels), Preprocessing(size=1, normalize_max=True))
+    # one maximum (200) for the whole image, then each channel's mean
+    np.testing.assert_allclose(out[0, 0], [200 / 800, 150 / 800, 100 / 800], rtol=1e-6)
+
+
+def test_sixteen_bit_images_are_normalized_at_full_depth_before_resizing():
+    image = Image.fromarray(np.array([[0, 1000], [3000, 4000]], dtype=np.uint16))
+    out = preprocess_image(image, Preprocessing(size=1, channels=3, value_range="byte", normalize_max=True))
+    assert out.shape == (1, 1, 3)
+    np.testing.assert_allclose(out[0, 0], 255 * 8000 / 4 / 4000, rtol=1e-6)
 
 
 def test_sixteen_bit_png_read_as_rgb_keeps_its_levels(tmp_path):

@@ -59,6 +59,22 @@ def test_pixels_are_stored_once_and_reused_until_a_file_changes(digits_dataset):
     np.testing.assert_array_equal(changed.matrix[1:], first.matrix[1:])
 
 
+
+def test_the_order_of_the_per_image_maximum_has_entries_of_its_own(digits_dataset):
+    """Pixels stored in the earlier order (maximum after resizing) are never read for the
+    paper's order, and the two fingerprints differ."""
+    dataset, images = digits_dataset
+    paper = Preprocessing(size=16, value_range="byte", normalize_max=True)
+    old = paper.model_copy(update={"max_before_resize": False})
+    before = extract_features(dataset, FeatureSettings(preprocessing=old, num_workers=1))
+    messages = []
+    after = extract_features(dataset, FeatureSettings(preprocessing=paper, num_workers=1),
+                             progress=lambda f, label: messages.append(label))
+    assert any("Decoded" in m for m in messages)
+    np.testing.assert_allclose(after.matrix, _reference(images, paper), rtol=1e-6)
+    assert not np.allclose(after.matrix, before.matrix)
+    assert after.fingerprint()["max_before_resize"] is True and before.fingerprint()["max_before_resize"] is False
+
 def test_unit_range_is_float32_and_workers_agree(digits_dataset):
     dataset, images = digits_dataset
     one = extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=12), num_workers=1, use_store=False))

@@ -147,6 +147,28 @@ def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path)
     assert f"Same preprocessing as the paper: K_F {float(mantissa):.3g}e{int(exponent)} is **{where}" in run.markdown()
 
 
+
+def test_a_run_in_the_earlier_order_is_not_compared_with_the_paper(dataset_name, tmp_path):
+    """Earlier versions took the per-image maximum after resizing and recorded no order; runs at
+    224x224, [0, 255], per-image max are not the paper's preprocessing."""
+    from conftest import shared_file
+
+    with np.load(shared_file("medical/breastmnist_28.npz")) as archive:
+        images, labels = archive["test_images"][:40], archive["test_labels"][:40]
+    dataset = import_arrays(images, labels, name=dataset_name, images_dir=tmp_path)
+    old = {"preprocessing": {"size": 224, "value_range": "byte", "normalize_max": True, "max_before_resize": False}}
+    fi.compute_intrinsic_dimension(dataset, features=old, **QUIET)
+    fi.compute_label_sharpness(dataset, "ground_truth", features=old, **QUIET)
+    for key in ("intrinsic_dimension", "label_sharpness"):  # recorded as earlier versions did: no order
+        config = dataset.get_run_info(key).config
+        assert config.features.pop("max_before_resize") is False
+        dataset.update_run_config(key, config)
+    run = PanelRun(dataset, "on_load")
+    text = run.markdown()
+    assert ("Not compared: K_F was computed with the per-image maximum taken after resizing "
+            "(the order of earlier versions)") in text
+    assert "same preprocessing as the paper" not in text.lower() and "paper" not in run.plots()
+
 def test_open_panel_operator(audited):
     result = foo.execute_operator("@fiftyone-intrinsic/intrinsic/open_intrinsic_panel", ctx=dict(dataset=audited))
     (request,) = [r for r in result.executor._requests if r.operator_uri == "open_panel"]
