@@ -10,6 +10,7 @@ import math
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
+from fiftyone_intrinsic.core.intervals import collapsed
 from fiftyone_intrinsic.datasets.describe import describe_features
 from fiftyone_intrinsic.datasets.schema import DIMENSION, SHARPNESS
 
@@ -267,9 +268,18 @@ class _Content:
             return
         r = run.results
         ci = f" (95% CI {r.ci_low:.2f} – {r.ci_high:.2f})" if r.ci_low is not None else ""
+        mle = _mle_beside(summary, run)
+        collapse = ""
+        if mle is not None and collapsed(r.dimension, mle.results.dimension):
+            ci = ""  # a tight interval around a collapsed estimate would look trustworthy
+            collapse = (
+                f"**Collapsed:** TwoNN is far below MLE on the same samples (run `{mle.key}`: "
+                f"{mle.results.dimension:.2f}), the mark of near-duplicate images; no interval is "
+                "shown. Prefer MLE (k = 20), which is far less sensitive to them.\n\n"
+            )
         near = f", {r.n_near_duplicates} near-duplicates merged" if r.n_near_duplicates else ""
         self.text["dimension"] = (
-            f"**Intrinsic dimension d_data = {r.dimension:.2f}{ci}**\n\n"
+            f"**Intrinsic dimension d_data = {r.dimension:.2f}{ci}**\n\n{collapse}"
             f"The images vary along about {r.dimension:.0f} degrees of freedom"
             f"{_of_dims(run.features)}.\n\n"
             f"{_run_line(run)}\n\n"
@@ -428,6 +438,19 @@ class _Content:
                 "line through the points confirms or refutes the paper's relation."
             )
             self.plots["robust_vs_kf"] = figures.robustness_vs_sharpness(robust_rows)
+
+
+def _mle_beside(summary, run):
+    """For a TwoNN run: the newest MLE run on the same samples and features, else ``None``."""
+    from fiftyone_intrinsic.datasets.summary import runs_of
+
+    if run.results.estimator != "twonn":
+        return None
+    for other in runs_of(summary, "dimension"):
+        if (other.results.estimator in ("mle", "mle_mg") and other.features == run.features
+                and other.view_stages == run.view_stages):
+            return other
+    return None
 
 
 def _bound_lines(comparison) -> list:

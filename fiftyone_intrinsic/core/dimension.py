@@ -3,7 +3,7 @@
 Exact duplicates are removed first (and counted), near-duplicates optionally merged, the
 exact nearest neighbours found (:mod:`.neighbors`), and the registered estimator
 (:mod:`.estimators`: ``mle``, ``mle_mg``, ``twonn``) turns their distances into a global
-estimate, per-sample local estimates, a bootstrap interval and an ID-versus-k curve.
+estimate, per-sample local estimates, an interval from disjoint subsamples and an ID-versus-k curve.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from .estimators import get_estimator
+from .intervals import student_interval, subsample_error
 from .neighbors import Progress, as_feature_matrix, find_duplicates, nearest_neighbors
 from .settings import DEFAULT_K, DimensionSettings
 
@@ -27,8 +28,9 @@ class DimensionResult:
     Attributes:
         dimension: the global estimate (dimensionless, degrees of freedom).
         local: ``(N,)`` float64 per input row; duplicates share their distinct row's value.
-        ci_low, ci_high: bootstrap percentile interval of ``dimension`` at ``confidence``
-            (``nan`` when ``n_bootstrap`` is 0).
+        ci_low, ci_high: interval of the estimator's expected value at this N, at
+            ``confidence``, from disjoint subsamples (:mod:`.intervals`; ``nan`` when
+            ``interval_splits`` is 0 or the points are too few for two groups).
         confidence: coverage of the interval.
         n_samples: rows given (N).
         n_duplicates: rows that repeated an earlier row exactly; removed before estimating.
@@ -68,7 +70,7 @@ def intrinsic_dimension(
     k: int = DEFAULT_K,
     device=None,
     discard_fraction: float = 0.1,
-    n_bootstrap: int = 200,
+    interval_splits: int = 4,
     confidence: float = 0.95,
     seed: int = 0,
     duplicate_tolerance: float = 0.0,
@@ -88,9 +90,10 @@ def intrinsic_dimension(
         k (20): neighbours per point for the MLE estimators.
         device (None): torch device of the neighbour search; CUDA when present, else CPU.
         discard_fraction (0.1): TwoNN's discarded fraction of the largest ratios.
-        n_bootstrap (200): bootstrap resamples of the points for the interval.
+        interval_splits (4): random splits of the points into disjoint groups for the
+            interval (:mod:`.intervals`); 0: no interval.
         confidence (0.95): coverage of the interval.
-        seed (0): seed of the bootstrap.
+        seed (0): seed of the interval's random splits.
         duplicate_tolerance (0.0): merge samples closer than this (feature units) before
             estimating; 0 merges exact duplicates only.
         progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
@@ -108,7 +111,7 @@ def intrinsic_dimension(
         estimator=estimator,
         k=k,
         discard_fraction=discard_fraction,
-        n_bootstrap=n_bootstrap,
+        interval_splits=interval_splits,
         confidence=confidence,
         seed=seed,
         duplicate_tolerance=duplicate_tolerance,
@@ -135,7 +138,7 @@ def estimate_dimension(
     dimension, local_distinct, statistic = estimate_from_distances(
         neighbors.distances, settings.estimator, settings.discard_fraction
     )
-    ci_low, ci_high = _bootstrap_interval(statistic, settings, needed)
+    ci_low, ci_high = _interval(X, distinct[kept], float(dimension), settings, needed, memory_budget)
     return DimensionResult(
         dimension=float(dimension),
         local=local_distinct[distinct_to_kept[duplicates.inverse]],
@@ -212,17 +215,12 @@ def estimate_from_distances(distances: np.ndarray, estimator: str, discard_fract
     return dimension, unit.local(statistic, k=k), statistic
 
 
-def _bootstrap_interval(statistic: np.ndarray, settings: DimensionSettings, k: int):
-    """Percentile interval of the estimate over resamples of the points' statistics."""
-    if settings.n_bootstrap == 0:
+def _interval(X, rows: np.ndarray, dimension: float, settings: DimensionSettings, k: int, memory_budget=None):
+    """The interval of the estimate on ``X[rows]`` (:mod:`.intervals`)."""
+    if settings.interval_splits == 0:
         return float("nan"), float("nan")
-    estimator = get_estimator(settings.estimator)
-    rng = np.random.default_rng(settings.seed)
-    n_points = statistic.shape[0]
-    estimates = np.empty(settings.n_bootstrap)
-    for b in range(settings.n_bootstrap):
-        resample = statistic[rng.integers(0, n_points, n_points)]
-        estimates[b] = estimator.combine(resample, k=k, discard_fraction=settings.discard_fraction)
-    tail = (1.0 - settings.confidence) / 2.0
-    low, high = np.quantile(estimates, [tail, 1.0 - tail])
-    return float(low), float(high)
+    error, groups = subsample_error(
+        X, rows, settings.estimator, k, settings.discard_fraction, settings.seed,
+        device=settings.device, memory_budget=memory_budget, n_splits=settings.interval_splits,
+    )
+    return student_interval(dimension, error, groups, settings.confidence)

@@ -3,7 +3,7 @@
 Every estimator works from exact nearest-neighbour distances ``T_j(x_i)`` (the point
 itself excluded, exact duplicates removed first). A unit holds its formula, the settings
 it reads, its label and docs; the settings model, the command line, the operator forms and
-the bootstrap all read their choices from :data:`ESTIMATORS`. Adding an estimator is one
+the interval all read their choices from :data:`ESTIMATORS`. Adding an estimator is one
 subclass of :class:`Estimator` and one :func:`register_estimator` call.
 
 Numpy only: the plugin imports this module to build its forms, without torch.
@@ -33,8 +33,8 @@ __all__ = [
 class Estimator:
     """One intrinsic-dimension estimator.
 
-    The global estimate is a function of one statistic per point (so the bootstrap can
-    resample points): :meth:`point_statistics` computes it from the neighbour distances,
+    The global estimate is a function of one statistic per point (so the interval can
+    recompute it on subsamples): :meth:`point_statistics` computes it from the neighbour distances,
     :meth:`combine` turns (a resample of) it into the estimate.
 
     Attributes:

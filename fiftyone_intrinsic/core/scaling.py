@@ -240,12 +240,12 @@ def fit_power_law(
     """Fit ``log L = offset + exponent · log N`` to learning curves.
 
     Every (size, seed) run counts once (equivalently, with the same seeds at every size,
-    the line through the mean ``log L`` of each size). With R ≥ 2 seeds the intervals come
-    from resampling, at each size, its R seed losses with replacement; the spread of the
-    draws around the estimate is widened by ``sqrt(R/(R−1))`` (the resampled variance's
-    bias) and by ``t_{S(R−1)}/z`` (few seeds estimate the noise roughly), which brings the
-    coverage to its nominal level for 2–5 seeds on simulated curves. With one seed,
-    Student-t draws around the line with ``S − 2`` degrees of freedom are used instead.
+    the line through the mean ``log L`` of each size). With R ≥ 2 seeds the intervals
+    resample whole seeds (each seed's curve across all sizes is one unit, since its nested
+    subsets make its losses correlated across sizes) with Student-t widening for R seeds
+    (:func:`_seed_bootstrap`); simulated coverage is nominal under independent noise,
+    per-seed slopes and per-seed offsets (docs/science.md §7). With one seed, Student-t
+    draws around the line with ``S − 2`` degrees of freedom are used instead.
 
     Args:
         sizes: ``(S,)`` distinct training-set sizes, at least :data:`MIN_SIZES`.
@@ -489,19 +489,23 @@ def _lines(log_n: np.ndarray, means: np.ndarray):
 
 
 def _seed_bootstrap(log_l: np.ndarray, settings: FitSettings, rng) -> np.ndarray:
-    from scipy import stats
+    """Draws of the mean curve that resample whole seeds: a seed's runs at all sizes share
+    its nested subsets and its initialisation, so its losses are correlated across sizes,
+    and the seed (not the single run) is the unit of resampling.
 
+    Each draw is ``mean + Σ_r z_r (curve_r − mean) / sqrt(R (R − 1)) · sqrt((R − 1) / χ²)``
+    with ``z ~ N(0, 1)`` per seed and ``χ²`` of ``R − 1`` degrees of freedom: a Gaussian
+    multiplier bootstrap over seeds, widened to Student's t because R seeds estimate the
+    seed-to-seed spread roughly. Every linear summary of the draws (the slope, the offset)
+    is then distributed as ``estimate + t_{R−1} · its standard error over seeds``, the exact
+    interval when the per-seed lines vary normally, whatever the correlation across sizes.
+    """
     n_sizes, n_seeds = log_l.shape
-    picks = rng.integers(0, n_seeds, size=(settings.n_bootstrap, n_sizes, n_seeds))
-    resampled = np.take_along_axis(
-        np.broadcast_to(log_l, picks.shape), picks, axis=2
-    ).mean(axis=2)
-    upper = 0.5 + settings.confidence / 2
-    # a resampled mean of R values has (R−1)/R of the true variance, and R seeds per size
-    # estimate the noise with S(R−1) dof; widen the spread accordingly
-    widen = math.sqrt(n_seeds / (n_seeds - 1)) * stats.t.ppf(upper, n_sizes * (n_seeds - 1)) / stats.norm.ppf(upper)
     means = log_l.mean(axis=1)
-    return means + (resampled - means) * widen
+    deviations = log_l - means[:, None]  # (S, R): each seed's curve around the mean curve
+    z = rng.standard_normal((settings.n_bootstrap, n_seeds))
+    t_scale = np.sqrt((n_seeds - 1) / rng.chisquare(n_seeds - 1, size=(settings.n_bootstrap, 1)))
+    return means + (z @ deviations.T) / math.sqrt(n_seeds * (n_seeds - 1)) * t_scale
 
 
 def _parametric_draws(log_n, means, exponent, offset, settings: FitSettings, rng) -> np.ndarray:

@@ -67,11 +67,13 @@ class DimensionSettings(Settings):
         description="TwoNN: fraction of the largest ratios T2/T1 discarded; above 0, since "
         "the largest ratio's target −log(1 − N/N) is infinite.",
     )
-    n_bootstrap: int = Field(
-        200, ge=0, le=100_000, description="Bootstrap resamples of the points for the interval."
+    interval_splits: int = Field(
+        4, ge=0, le=100,
+        description="Random splits into 10 disjoint groups whose estimates give the interval "
+        "(neighbours searched again in each group; docs/science.md §3); 0: no interval.",
     )
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Coverage of the interval.")
-    seed: int = Field(0, description="Seed of the bootstrap resampling.")
+    seed: int = Field(0, description="Seed of the interval's random splits.")
     duplicate_tolerance: float = Field(
         0.0,
         ge=0.0,

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 
+from ..core.intervals import collapsed
 from ..core.settings import DimensionSettings, Preprocessing, SharpnessSettings, setting_spec
 from .audit_checks import DIMENSION_KEY, SHARPNESS_KEY, TWONN_KEY, audit_settings, open_audit_dataset
 from .settings import FeatureSettings
@@ -270,19 +271,18 @@ def format_report(dataset, dimension, twonn, sharpness) -> str:
         "",
         "Intrinsic dimension d_data",
         f"  {dimension.estimator} (k={dimension.k}): {dimension.dimension:.2f}"
-        f"  [{100 * dimension.confidence:.0f}% bootstrap CI {dimension.ci_low:.2f} - {dimension.ci_high:.2f}]",
+        f"  [{100 * dimension.confidence:.0f}% CI {dimension.ci_low:.2f} - {dimension.ci_high:.2f}]",
     ]
     if twonn is not None:
-        lines.append(
-            f"  twonn (discard {twonn.discard_fraction:.0%}): {twonn.dimension:.2f}"
-            f"  [CI {twonn.ci_low:.2f} - {twonn.ci_high:.2f}]"
-        )
+        interval = ("[no interval: collapsed far below MLE, see the note]" if collapsed(twonn.dimension, dimension.dimension)
+                    else f"[CI {twonn.ci_low:.2f} - {twonn.ci_high:.2f}]")
+        lines.append(f"  twonn (discard {twonn.discard_fraction:.0%}): {twonn.dimension:.2f}  {interval}")
     lines.append(
         f"  exact duplicates removed first: {dimension.n_duplicates}"
         + (f"; near-duplicates merged (within {dimension.duplicate_tolerance:g}): "
            f"{dimension.n_near_duplicates}" if dimension.duplicate_tolerance else "")
     )
-    if twonn is not None and twonn.dimension < 0.5 * dimension.dimension:
+    if twonn is not None and collapsed(twonn.dimension, dimension.dimension):
         lines.append(
             "  note: TwoNN is far below MLE, the mark of near-duplicate images (tiny first-"
             "neighbour distances); rerun with --duplicate-tolerance to merge them."

@@ -26,7 +26,7 @@ def compute_intrinsic_dimension(
     features: FeatureSettings | dict | None = None,
     device: Optional[str] = None,
     discard_fraction: float = 0.1,
-    n_bootstrap: int = 200,
+    interval_splits: int = 4,
     confidence: float = 0.95,
     seed: int = 0,
     duplicate_tolerance: float = 0.0,
@@ -37,7 +37,7 @@ def compute_intrinsic_dimension(
 
     Writes the float field ``<run_key>_local_dimension`` (local estimate per sample) and a
     run ``run_key`` whose results (:class:`~.results.DimensionResults`) hold the
-    estimate, its bootstrap interval and the duplicate groups (as sample ids). Exact
+    estimate, its interval and the duplicate groups (as sample ids). Exact
     duplicates are removed before estimating.
 
     Args:
@@ -48,7 +48,7 @@ def compute_intrinsic_dimension(
         features (None): :class:`FeatureSettings` (or a dict of it): pixels and their
             preprocessing, or an embeddings field.
         device (None): ``"auto"``/``None`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        discard_fraction (0.1), n_bootstrap (200), confidence (0.95), seed (0),
+        discard_fraction (0.1), interval_splits (4), confidence (0.95), seed (0),
         duplicate_tolerance (0.0): see :func:`fiftyone_intrinsic.intrinsic_dimension`.
         overwrite (False): replace an existing run with this key (and what it wrote).
         progress (None): ``progress(fraction, label)``; ``None`` shows a progress bar.
@@ -57,7 +57,7 @@ def compute_intrinsic_dimension(
         the :class:`DimensionResult`; ``local`` is in the collection's order.
     """
     settings = DimensionSettings(
-        estimator=estimator, k=k, discard_fraction=discard_fraction, n_bootstrap=n_bootstrap,
+        estimator=estimator, k=k, discard_fraction=discard_fraction, interval_splits=interval_splits,
         confidence=confidence, seed=seed, duplicate_tolerance=duplicate_tolerance, device=device,
     )
     feature_settings = as_feature_settings(features)

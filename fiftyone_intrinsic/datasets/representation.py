@@ -101,7 +101,7 @@ def compute_representation_dimension(
             raise ValueError(f"Layer {layer!r} produced NaN or inf activations; check the model and its input.")
         representation = estimate_dimension(activations, settings, report.stage(0.6, 0.8, "d_repr neighbours"))
         if stored_data is None:
-            no_interval = settings.model_copy(update={"n_bootstrap": 0})
+            no_interval = settings.model_copy(update={"interval_splits": 0})
             data = estimate_dimension(pixels.matrix, no_interval, report.stage(0.8, 0.95, "d_data neighbours"))
             data_dimension, data_source = data.dimension, "computed"
         else:

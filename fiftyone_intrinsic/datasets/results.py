@@ -56,7 +56,8 @@ class DimensionResults(IntrinsicResults):
 
     Attributes:
         dimension: d_data (degrees of freedom).
-        ci_low, ci_high: the bootstrap interval at ``confidence`` (``None`` without bootstrap).
+        ci_low, ci_high: the interval at ``confidence`` (``None`` without one; runs of
+            earlier versions hold a percentile bootstrap, which was too narrow).
         confidence: coverage of the interval.
         n_samples, n_duplicates, n_near_duplicates: samples given, exact duplicates
             removed, near-duplicates merged within ``duplicate_tolerance`` (feature units).

@@ -51,7 +51,7 @@ def skdim_reference(X: np.ndarray, estimator: str) -> float:
 
 
 def estimate(X, estimator, **kwargs):
-    kwargs.setdefault("n_bootstrap", 0)
+    kwargs.setdefault("interval_splits", 0)
     return intrinsic_dimension(X, estimator=estimator, k=20, device="cpu", **kwargs)
 
 
@@ -123,7 +123,7 @@ GROUND_TRUTH_RTOL = {
 @pytest.mark.parametrize("d", [2, 5])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_estimate_near_true_dimension_with_interval(shape, d, estimator):
-    result = estimate(manifold(shape, d, 2000), estimator, n_bootstrap=200)
+    result = estimate(manifold(shape, d, 2000), estimator, interval_splits=1)
     assert result.dimension == pytest.approx(d, rel=GROUND_TRUTH_RTOL[shape, estimator])
     assert result.ci_low < result.dimension < result.ci_high
     assert result.confidence == 0.95
@@ -140,16 +140,16 @@ def test_estimates_increase_with_the_true_dimension():
     assert estimates[-1] > 14  # biased low at d = 20, but far from the d = 10 estimate
 
 
-@pytest.mark.parametrize("estimator", ["mle", "twonn"])  # mle_mg resamples as mle does
-def test_bootstrap_interval_is_seeded_and_nested(estimator):
+@pytest.mark.parametrize("estimator", ["mle", "twonn"])  # mle_mg combines its statistic as mle does
+def test_interval_is_seeded_and_nested(estimator):
     X = manifold("sphere", 5, 2000)
-    wide = estimate(X, estimator, n_bootstrap=100, confidence=0.95, seed=3)
-    again = estimate(X, estimator, n_bootstrap=100, confidence=0.95, seed=3)
-    narrow = estimate(X, estimator, n_bootstrap=100, confidence=0.5, seed=3)
+    wide = estimate(X, estimator, interval_splits=1, confidence=0.95, seed=3)
+    again = estimate(X, estimator, interval_splits=1, confidence=0.95, seed=3)
+    narrow = estimate(X, estimator, interval_splits=1, confidence=0.5, seed=3)
     assert (wide.ci_low, wide.ci_high) == (again.ci_low, again.ci_high)
     assert wide.ci_low < narrow.ci_low < narrow.dimension < narrow.ci_high < wide.ci_high
     assert narrow.dimension == wide.dimension
-    none = estimate(X, estimator, n_bootstrap=0)
+    none = estimate(X, estimator, interval_splits=0)
     assert np.isnan(none.ci_low) and np.isnan(none.ci_high)
 
 
@@ -196,7 +196,7 @@ def test_id_versus_k_curve_equals_separate_estimates(estimator):
     assert result.by_k[-1][1] == pytest.approx(result.dimension, rel=1e-12)
     curve = dict(result.by_k)
     for k in (3, 10):
-        alone = intrinsic_dimension(X, estimator=estimator, k=k, device="cpu", n_bootstrap=0)
+        alone = intrinsic_dimension(X, estimator=estimator, k=k, device="cpu", interval_splits=0)
         assert curve[k] == pytest.approx(alone.dimension, rel=1e-12)
     unbiased = estimator == "mle"
     reference = skdim.id.MLE(unbiased=unbiased).fit(X, n_neighbors=10).dimension_
@@ -211,8 +211,8 @@ def test_id_versus_k_curve_equals_separate_estimates(estimator):
 def test_exact_duplicates_change_nothing_but_the_count(estimator):
     X = manifold("sphere", 5, 2000)
     X_dup, origin = with_duplicates(X, np.random.default_rng(1), n_copies=40)
-    clean = estimate(X, estimator, n_bootstrap=50)
-    dup = estimate(X_dup, estimator, n_bootstrap=50)
+    clean = estimate(X, estimator, interval_splits=1)
+    dup = estimate(X_dup, estimator, interval_splits=1)
     assert dup.dimension == clean.dimension  # identical, not merely close
     assert (dup.ci_low, dup.ci_high) == (clean.ci_low, clean.ci_high)
     assert dup.n_duplicates == 40 and dup.n_samples == 2040
@@ -225,7 +225,7 @@ def test_exact_duplicates_change_nothing_but_the_count(estimator):
 def test_row_order_does_not_matter(estimator):
     X = manifold("cube", 5, 2000)
     order = np.random.default_rng(4).permutation(len(X))
-    result, shuffled = estimate(X, estimator, n_bootstrap=20), estimate(X[order], estimator, n_bootstrap=20)
+    result, shuffled = estimate(X, estimator, interval_splits=1), estimate(X[order], estimator, interval_splits=1)
     assert shuffled.dimension == result.dimension
     assert (shuffled.ci_low, shuffled.ci_high) == (result.ci_low, result.ci_high)
     np.testing.assert_array_equal(shuffled.local, result.local[order])
@@ -274,7 +274,7 @@ def test_near_duplicate_merging_hand_made():
     # 0.8 apart; the rest are far apart; row 9 repeats row 3 exactly
     x = np.array([0.8, 0.4, 0.0, 10.0, 21.0, 33.0, 46.0, 60.0, 75.0, 10.0])[:, None]
     merge = functools.partial(
-        intrinsic_dimension, estimator="mle", k=3, device="cpu", n_bootstrap=0, duplicate_tolerance=0.5
+        intrinsic_dimension, estimator="mle", k=3, device="cpu", interval_splits=0, duplicate_tolerance=0.5
     )
     result = merge(x)
     assert (result.n_duplicates, result.n_near_duplicates) == (1, 2)
@@ -289,7 +289,7 @@ def test_near_duplicate_merging_hand_made():
 
 
 def estimate_chain_member(x, member, rest):
-    return intrinsic_dimension(x[[member] + rest], estimator="mle", k=3, device="cpu", n_bootstrap=0).dimension
+    return intrinsic_dimension(x[[member] + rest], estimator="mle", k=3, device="cpu", interval_splits=0).dimension
 
 
 # --------------------------------------------------------------------------- real data
@@ -380,7 +380,7 @@ def test_bad_input_raises():
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 def test_cuda_equals_cpu(estimator):
     X = manifold("sphere", 10, 10_000)
-    cuda = intrinsic_dimension(X, estimator=estimator, device="cuda", n_bootstrap=20)
-    cpu = intrinsic_dimension(X, estimator=estimator, device="cpu", n_bootstrap=20)
+    cuda = intrinsic_dimension(X, estimator=estimator, device="cuda", interval_splits=1)
+    cpu = intrinsic_dimension(X, estimator=estimator, device="cpu", interval_splits=1)
     assert cuda.dimension == pytest.approx(cpu.dimension, rel=1e-12)
     np.testing.assert_allclose(cuda.local, cpu.local, rtol=1e-12)

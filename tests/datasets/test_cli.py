@@ -23,6 +23,7 @@ def test_audit_medmnist_prints_the_report(shared_data, dataset_name, tmp_images,
     assert "K_F = 5.18" in out
     assert out.count(str(tmp_images)) >= 6  # the three sharpest pairs name their files
     assert "TwoNN is far below MLE" in out  # BreastMNIST's near-duplicates
+    assert "[no interval: collapsed far below MLE" in out  # no tight interval around a wrong number
     dataset = fo.load_dataset(dataset_name)
     assert set(dataset.list_runs()) == {"intrinsic_dimension", "intrinsic_dimension_twonn", "label_sharpness"}
 

@@ -51,7 +51,7 @@ def constructed(tmp_path_factory):
             tags[member] = [split]
     name = f"panel-guidance-{id(images)}"
     dataset = import_arrays(images, labels, name=name, images_dir=tmp_path_factory.mktemp("guidance"), tags=tags)
-    fi.compute_intrinsic_dimension(dataset, k=5, n_bootstrap=20, features=EXACT, **QUIET)
+    fi.compute_intrinsic_dimension(dataset, k=5, interval_splits=1, features=EXACT, **QUIET)
     fi.compute_label_sharpness(dataset, "ground_truth", top=5, features=EXACT, **QUIET)
     yield dataset
     fo.delete_dataset(name)

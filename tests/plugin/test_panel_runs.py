@@ -27,7 +27,7 @@ def two_views(tmp_path_factory):
     name = f"panel-runs-{uuid.uuid4().hex[:8]}"
     dataset = import_arrays(images, labels, name=name, images_dir=tmp_path_factory.mktemp("runs"), tags=tags)
     try:
-        fi.compute_intrinsic_dimension(dataset, k=5, n_bootstrap=10, **QUIET)
+        fi.compute_intrinsic_dimension(dataset, k=5, interval_splits=1, **QUIET)
         fi.compute_label_sharpness(dataset, "ground_truth", run_key="kf_all", top=3, **QUIET)
         fi.compute_label_sharpness(dataset.match_tags("test"), "ground_truth", run_key="kf_test", top=3, **QUIET)
         yield dataset
@@ -74,9 +74,29 @@ def test_combinable_needs_the_same_samples_and_preprocessing(two_views):
     test_only = summarize_dataset(two_views, {"sharpness": "kf_test"})
     ok, reason = combinable(test_only.dimension, test_only.sharpness)
     assert not ok and "choose runs on the same samples" in reason
-    fi.compute_intrinsic_dimension(two_views, run_key="id_gray", k=5, n_bootstrap=10,
+    fi.compute_intrinsic_dimension(two_views, run_key="id_gray", k=5, interval_splits=1,
                                    features={"preprocessing": {"size": 4}}, **QUIET)
     other = summarize_dataset(two_views, {"dimension": "id_gray", "sharpness": "kf_all"})
     ok, reason = combinable(other.dimension, other.sharpness)
     assert not ok and "choose runs of the same preprocessing" in reason and "4x4" in reason
     fi.delete_intrinsic_run(two_views, "id_gray")
+
+
+def test_a_collapsed_twonn_run_shows_no_interval(dataset_name, tmp_path):
+    """BreastMNIST's near-duplicates collapse TwoNN (about 1.1 against MLE's 7 or so): the
+    TwoNN run, when chosen, is flagged as collapsed instead of shown with a tight interval."""
+    from conftest import shared_file
+
+    with np.load(shared_file("medical/breastmnist_28.npz")) as archive:
+        images, labels = archive["train_images"], archive["train_labels"]
+    dataset = import_arrays(images, labels, name=dataset_name, images_dir=tmp_path)
+    mle = fi.compute_intrinsic_dimension(dataset, interval_splits=1, **QUIET)
+    twonn = fi.compute_intrinsic_dimension(dataset, run_key="id_twonn", estimator="twonn", interval_splits=1, **QUIET)
+    assert twonn.dimension < 0.5 * mle.dimension and np.isfinite(twonn.ci_low)
+    loaded = PanelRun(dataset, "on_load")
+    assert loaded.state["run_dimension"] == "intrinsic_dimension"  # MLE is preferred
+    assert "Collapsed" not in loaded.markdown() and "95% CI" in loaded.markdown()
+    chosen = PanelRun(dataset, "choose_dimension_run", state=loaded.state, params={"value": "id_twonn"})
+    text = chosen.markdown()
+    assert f"d_data = {twonn.dimension:.2f}**" in text and "95% CI" not in text
+    assert f"**Collapsed:** TwoNN is far below MLE on the same samples (run `intrinsic_dimension`: {mle.dimension:.2f})" in text
