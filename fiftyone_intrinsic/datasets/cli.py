@@ -293,7 +293,7 @@ def format_report(dataset, dimension, twonn, sharpness) -> str:
         lines.append(
             "  note: TwoNN is far below MLE, the mark of near-duplicate images (tiny first-"
             "neighbour distances); MLE bends far less. To see how much they weigh, rerun with "
-            "--duplicate-tolerance 0.2, and --max-merged-fraction above the share it reports."
+            "--duplicate-tolerance (0.2 to 0.5) and --max-merged-fraction above the share it reports."
         )
     for group in dim_info.duplicate_groups[:5]:
         lines.append(f"    identical: {', '.join(dataset[i].filepath for i in group[:4])}")
