@@ -11,7 +11,7 @@ Two markdown tables (docs/science.md §3):
    MLE and TwoNN without merging (the sensitivity of each estimator to near-copies), and
    after merging at 2.5 times the copies' distance, the share allowed explicitly.
 
-    .venv/bin/python benchmarks/near_duplicates_table.py        # about 3 min on 2 cores
+    .venv/bin/python benchmarks/near_duplicates_table.py        # about 1.5 min on 2 cores
 """
 
 import pathlib
