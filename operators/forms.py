@@ -401,6 +401,7 @@ SETTING_WORDS = {
     "top": ("Sharpest pairs to flag", "pair", None),
     "discard_fraction": ("Discarded fraction", None, None),
     "duplicate_tolerance": ("Near-duplicate tolerance", None, None),
+    "max_merged_fraction": ("Largest merged fraction", None, None),
     "pgd_steps": ("PGD steps", "step", None),
     "mean": ("Mean", None, None),
     "std": ("Std", None, None),

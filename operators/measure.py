@@ -36,6 +36,7 @@ class ComputeIntrinsicDimension(foo.Operator):
         needed = estimator.neighbors_needed(int(forms.param(ctx.params, DimensionSettings, "k"))) + 1
         what = f"{estimator.label} with k={needed - 1}" if k is not None else estimator.label
         forms.setting_input(inputs, DimensionSettings, "duplicate_tolerance", "Near-duplicate tolerance")
+        forms.setting_input(inputs, DimensionSettings, "max_merged_fraction", "Largest merged fraction")
         forms.add_device(ctx, inputs)
         key_prop, _ = forms.add_run_key(ctx, inputs, "intrinsic_dimension")
         if not too_small:
@@ -56,6 +57,7 @@ class ComputeIntrinsicDimension(foo.Operator):
                 k=int(forms.param(params, DimensionSettings, "k")),
                 discard_fraction=float(forms.param(params, DimensionSettings, "discard_fraction")),
                 duplicate_tolerance=float(forms.param(params, DimensionSettings, "duplicate_tolerance")),
+                max_merged_fraction=float(forms.param(params, DimensionSettings, "max_merged_fraction")),
                 features=forms.feature_settings(params),
                 device=forms.device_param(ctx),
                 overwrite=bool(params.get("overwrite", False)),
@@ -64,11 +66,7 @@ class ComputeIntrinsicDimension(foo.Operator):
         )
         if not ctx.delegated:
             yield ctx.ops.reload_dataset()
-            yield ctx.ops.notify(
-                f"d_data = {result.dimension:.2f} ({result.estimator}), "
-                f"{result.n_duplicates} exact duplicates removed",
-                variant="success",
-            )
+            yield ctx.ops.notify(dimension_notice(result), variant="success")
 
     def __call__(
         self,
@@ -78,6 +76,7 @@ class ComputeIntrinsicDimension(foo.Operator):
         k=DEFAULT_K,
         discard_fraction=0.1,
         duplicate_tolerance=0.0,
+        max_merged_fraction=0.05,
         embeddings_field=None,
         size=None,
         channels="auto",
@@ -94,12 +93,28 @@ class ComputeIntrinsicDimension(foo.Operator):
         """
         params = dict(
             run_key=run_key, estimator=estimator, k=k, discard_fraction=discard_fraction,
-            duplicate_tolerance=duplicate_tolerance, device=device, overwrite=overwrite,
+            duplicate_tolerance=duplicate_tolerance, max_merged_fraction=max_merged_fraction,
+            device=device, overwrite=overwrite,
             features_source="embeddings" if embeddings_field else "pixels",
             embeddings_field=embeddings_field, size=size, channels=str(channels or "auto"),
             value_range=value_range, normalize_max=normalize_max,
         )
         return call_operator(self.uri, sample_collection, run_key, params, delegate)
+
+
+def dimension_notice(result) -> str:
+    """The notification of a finished d_data run: the estimate and what was merged."""
+    near = ""
+    if result.n_near_duplicates:
+        near = (
+            f", {result.n_near_duplicates} near-duplicates merged (closer than "
+            f"{result.duplicate_distance:.3g}, {result.duplicate_tolerance:g} x the median "
+            "nearest-neighbour distance)"
+        )
+    return (
+        f"d_data = {result.dimension:.2f} ({result.estimator}), "
+        f"{result.n_duplicates} exact duplicates removed{near}"
+    )
 
 
 class ComputeLabelSharpness(foo.Operator):

@@ -1,9 +1,10 @@
 """Intrinsic dimension d_data of a point cloud (docs/science.md §3).
 
-Exact duplicates are removed first (and counted), near-duplicates optionally merged, the
-exact nearest neighbours found (:mod:`.neighbors`), and the registered estimator
-(:mod:`.estimators`: ``mle``, ``mle_mg``, ``twonn``) turns their distances into a global
-estimate, per-sample local estimates, an interval from disjoint subsamples and an ID-versus-k curve.
+Exact duplicates are removed first (and counted), near-duplicates optionally merged
+(:mod:`.near_duplicates`), the exact nearest neighbours found (:mod:`.neighbors`), and the
+registered estimator (:mod:`.estimators`: ``mle``, ``mle_mg``, ``twonn``) turns their
+distances into a global estimate, per-sample local estimates, a bootstrap interval and an
+ID-versus-k curve.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from .estimators import get_estimator
 from .intervals import student_interval, subsample_error
+from .near_duplicates import merge_near_duplicates
 from .neighbors import Progress, as_feature_matrix, find_duplicates, nearest_neighbors
 from .settings import DEFAULT_K, DimensionSettings
 
@@ -34,9 +36,12 @@ class DimensionResult:
         confidence: coverage of the interval.
         n_samples: rows given (N).
         n_duplicates: rows that repeated an earlier row exactly; removed before estimating.
-        n_near_duplicates: further rows merged because they lay within
-            ``duplicate_tolerance`` of another (0 when the tolerance is 0).
-        duplicate_tolerance: the merging distance, in feature units.
+        n_near_duplicates: further distinct rows merged into a kept row because they lay
+            within ``duplicate_distance`` of it (0 when the tolerance is 0).
+        duplicate_tolerance: the merging distance as a fraction of the median
+            nearest-neighbour distance of the distinct rows.
+        duplicate_distance: the merging distance in feature units (0.0 when the
+            tolerance is 0).
         estimator: a name of :data:`~fiftyone_intrinsic.core.estimators.ESTIMATORS`.
         k: neighbours per point used (2 for TwoNN).
         discard_fraction: TwoNN's discarded fraction (``None`` for estimators that do
@@ -56,6 +61,7 @@ class DimensionResult:
     n_duplicates: int
     n_near_duplicates: int
     duplicate_tolerance: float
+    duplicate_distance: float
     estimator: str
     k: int
     discard_fraction: Optional[float]
@@ -74,6 +80,7 @@ def intrinsic_dimension(
     confidence: float = 0.95,
     seed: int = 0,
     duplicate_tolerance: float = 0.0,
+    max_merged_fraction: float = 0.05,
     progress: Progress | None = None,
     memory_budget: int | None = None,
 ) -> DimensionResult:
@@ -94,8 +101,12 @@ def intrinsic_dimension(
             interval (:mod:`.intervals`); 0: no interval.
         confidence (0.95): coverage of the interval.
         seed (0): seed of the interval's random splits.
-        duplicate_tolerance (0.0): merge samples closer than this (feature units) before
-            estimating; 0 merges exact duplicates only.
+        duplicate_tolerance (0.0): merge samples closer than this fraction of the median
+            nearest-neighbour distance of the distinct samples before estimating (each
+            into a kept sample within that distance; see :mod:`.near_duplicates`); 0
+            merges exact duplicates only.
+        max_merged_fraction (0.05): refuse (``ValueError``) a tolerance that would merge
+            more than this fraction of the distinct samples.
         progress (None): ``progress(rows_done, rows_total)`` during the neighbour search.
         memory_budget (None): bytes of working memory of the neighbour search (by default
             256 MiB for a memmap, twice the data, at least 512 MiB, for an array in
@@ -115,6 +126,7 @@ def intrinsic_dimension(
         confidence=confidence,
         seed=seed,
         duplicate_tolerance=duplicate_tolerance,
+        max_merged_fraction=max_merged_fraction,
         device=None if device is None else str(device),
     )
     return estimate_dimension(as_feature_matrix(X), settings, progress, memory_budget)
@@ -130,25 +142,29 @@ def estimate_dimension(
     distinct = duplicates.representatives  # row indices: the rows are never copied
     needed = settings.neighbors_needed
     _require_points(duplicates.n_distinct, duplicates.n_rows, needed, settings, "distinct")
-    kept, distinct_to_kept = _merge_near_duplicates(X, distinct, settings, memory_budget)
-    _require_points(kept.shape[0], duplicates.n_rows, needed, settings, "well-separated")
+    merged = merge_near_duplicates(
+        X, distinct, settings.duplicate_tolerance, settings.max_merged_fraction,
+        device=settings.device, memory_budget=memory_budget,
+    )
+    _require_points(merged.kept.shape[0], duplicates.n_rows, needed, settings, "well-separated")
     neighbors = nearest_neighbors(
-        X, needed, rows=distinct[kept], device=settings.device, progress=progress, memory_budget=memory_budget
+        X, needed, rows=distinct[merged.kept], device=settings.device, progress=progress, memory_budget=memory_budget
     )
     dimension, local_distinct, statistic = estimate_from_distances(
         neighbors.distances, settings.estimator, settings.discard_fraction
     )
-    ci_low, ci_high = _interval(X, distinct[kept], float(dimension), settings, needed, memory_budget)
+    ci_low, ci_high = _interval(X, distinct[merged.kept], float(dimension), settings, needed, memory_budget)
     return DimensionResult(
         dimension=float(dimension),
-        local=local_distinct[distinct_to_kept[duplicates.inverse]],
+        local=local_distinct[merged.position[duplicates.inverse]],
         ci_low=ci_low,
         ci_high=ci_high,
         confidence=settings.confidence,
         n_samples=duplicates.n_rows,
         n_duplicates=duplicates.n_duplicates,
-        n_near_duplicates=duplicates.n_distinct - int(kept.shape[0]),
+        n_near_duplicates=merged.n_merged,
         duplicate_tolerance=settings.duplicate_tolerance,
+        duplicate_distance=merged.distance,
         estimator=settings.estimator,
         k=needed,
         discard_fraction=settings.discard_fraction if "discard_fraction" in estimator.parameters else None,
@@ -164,35 +180,6 @@ def _require_points(n_points, n_rows, needed, settings, kind):
             f"{kind} samples; got {n_points} of {n_rows} rows. Add samples, lower k"
             + (" or lower duplicate_tolerance." if kind != "distinct" else ".")
         )
-
-
-def _merge_near_duplicates(X: np.ndarray, distinct: np.ndarray, settings: DimensionSettings, memory_budget=None):
-    """Merge the rows ``X[distinct]`` within ``duplicate_tolerance`` (connected components
-    of the "closer than the tolerance" graph among each row's k nearest neighbours).
-
-    Returns:
-        ``(kept, distinct_to_kept)``: ``(M,)`` indices of the kept rows (the smallest
-        index of each component) and ``(U,)`` the kept position of every row.
-    """
-    n_rows = distinct.shape[0]
-    if settings.duplicate_tolerance == 0.0:
-        return np.arange(n_rows), np.arange(n_rows)
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    k = min(max(settings.k, 2), n_rows - 1)
-    found = nearest_neighbors(X, k, rows=distinct, device=settings.device, memory_budget=memory_budget)
-    close = found.distances <= settings.duplicate_tolerance
-    rows = np.repeat(np.arange(n_rows), k)[close.ravel()]
-    graph = coo_matrix((np.ones(rows.size), (rows, found.indices[close])), shape=(n_rows, n_rows))
-    _, component = connected_components(graph, directed=False)
-    # components numbered by their smallest member, so kept rows stay in input order
-    first = np.full(component.max() + 1, n_rows)
-    np.minimum.at(first, component, np.arange(n_rows))
-    kept = np.sort(first)
-    position = np.empty(n_rows, dtype=np.int64)
-    position[kept] = np.arange(kept.size)
-    return kept, position[first[component]]
 
 
 def estimate_from_distances(distances: np.ndarray, estimator: str, discard_fraction: float = 0.1):

@@ -77,9 +77,20 @@ class DimensionSettings(Settings):
     duplicate_tolerance: float = Field(
         0.0,
         ge=0.0,
-        description="Samples closer than this (feature units) are merged as near-duplicates "
-        "before estimating; 0 merges exact duplicates only. Near-duplicates make T1 tiny "
-        "and collapse TwoNN (BreastMNIST: about 1.1).",
+        lt=1.0,
+        description="Near-duplicates to merge before estimating: samples closer than this "
+        "fraction of the median nearest-neighbour distance of the distinct samples (e.g. "
+        "0.2); 0 merges exact duplicates only. Each group lies within that distance of one "
+        "kept sample, so groups cannot chain. Near-duplicates make T1 tiny and collapse "
+        "TwoNN (BreastMNIST: about 1.1); MLE (k=20) bends far less.",
+    )
+    max_merged_fraction: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="Largest fraction of the distinct samples that duplicate_tolerance may "
+        "merge; a run that would merge more is refused. Raise it explicitly for data known "
+        "to hold many near-copies (BreastMNIST: 0.25 at a tolerance of 0.5).",
     )
     device: Optional[str] = Field(
         None, description="'auto' or None (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."

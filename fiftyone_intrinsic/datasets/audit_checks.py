@@ -63,11 +63,15 @@ def audit_settings(args: argparse.Namespace, *, check_device: bool = True) -> Au
 
         resolve_device(device)
     dimension = DimensionSettings(
-        estimator=args.estimator, k=args.k, duplicate_tolerance=args.duplicate_tolerance, device=device,
+        estimator=args.estimator, k=args.k, duplicate_tolerance=args.duplicate_tolerance,
+        max_merged_fraction=args.max_merged_fraction, device=device,
     )
     twonn = None
     if args.estimator != "twonn":
-        twonn = DimensionSettings(estimator="twonn", duplicate_tolerance=args.duplicate_tolerance, device=device)
+        twonn = DimensionSettings(
+            estimator="twonn", duplicate_tolerance=args.duplicate_tolerance,
+            max_merged_fraction=args.max_merged_fraction, device=device,
+        )
     sharpness = SharpnessSettings(top=args.top, device=device)
     if args.app and not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a TCP port; give one in 1-65535 (default 5151).")

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "intrinsic-dimension estimator (TwoNN is run beside any other)")
     _add_setting(audit, "--k", DimensionSettings, "k")
     _add_setting(audit, "--duplicate-tolerance", DimensionSettings, "duplicate_tolerance")
+    _add_setting(audit, "--max-merged-fraction", DimensionSettings, "max_merged_fraction")
     _add_setting(audit, "--top", SharpnessSettings, "top")
     audit.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     audit.add_argument(
@@ -237,13 +238,15 @@ def run_audit(args: argparse.Namespace) -> str:
     common = dict(features=settings.features, device=settings.device, overwrite=True)
     dimension = compute_intrinsic_dimension(
         dataset, estimator=settings.dimension.estimator, k=settings.dimension.k,
-        duplicate_tolerance=settings.dimension.duplicate_tolerance, **common,
+        duplicate_tolerance=settings.dimension.duplicate_tolerance,
+        max_merged_fraction=settings.dimension.max_merged_fraction, **common,
     )
     twonn = None
     if settings.twonn is not None:
         twonn = compute_intrinsic_dimension(
             dataset, run_key=TWONN_KEY, estimator="twonn",
-            duplicate_tolerance=settings.twonn.duplicate_tolerance, **common,
+            duplicate_tolerance=settings.twonn.duplicate_tolerance,
+            max_merged_fraction=settings.twonn.max_merged_fraction, **common,
         )
     sharpness = compute_label_sharpness(
         dataset, args.label_field, run_key=SHARPNESS_KEY, top=settings.sharpness.top, **common,
@@ -277,15 +280,20 @@ def format_report(dataset, dimension, twonn, sharpness) -> str:
         interval = ("[no interval: collapsed far below MLE, see the note]" if collapsed(twonn.dimension, dimension.dimension)
                     else f"[CI {twonn.ci_low:.2f} - {twonn.ci_high:.2f}]")
         lines.append(f"  twonn (discard {twonn.discard_fraction:.0%}): {twonn.dimension:.2f}  {interval}")
-    lines.append(
-        f"  exact duplicates removed first: {dimension.n_duplicates}"
-        + (f"; near-duplicates merged (within {dimension.duplicate_tolerance:g}): "
-           f"{dimension.n_near_duplicates}" if dimension.duplicate_tolerance else "")
-    )
+    lines.append(f"  exact duplicates removed first: {dimension.n_duplicates}")
+    if dimension.duplicate_tolerance:
+        n_distinct = dimension.n_samples - dimension.n_duplicates
+        lines.append(
+            f"  near-duplicates merged: {dimension.n_near_duplicates} of {n_distinct} distinct samples "
+            f"({dimension.n_near_duplicates / n_distinct:.1%}), each into a kept sample closer than "
+            f"{dimension.duplicate_distance:.4g} ({dimension.duplicate_tolerance:g} x the median "
+            "nearest-neighbour distance)"
+        )
     if twonn is not None and collapsed(twonn.dimension, dimension.dimension):
         lines.append(
             "  note: TwoNN is far below MLE, the mark of near-duplicate images (tiny first-"
-            "neighbour distances); rerun with --duplicate-tolerance to merge them."
+            "neighbour distances); MLE bends far less. To see how much they weigh, rerun with "
+            "--duplicate-tolerance (0.2 to 0.5) and --max-merged-fraction above the share it reports."
         )
     for group in dim_info.duplicate_groups[:5]:
         lines.append(f"    identical: {', '.join(dataset[i].filepath for i in group[:4])}")

@@ -30,6 +30,7 @@ def compute_intrinsic_dimension(
     confidence: float = 0.95,
     seed: int = 0,
     duplicate_tolerance: float = 0.0,
+    max_merged_fraction: float = 0.05,
     overwrite: bool = False,
     progress: StepProgress | None = None,
 ) -> DimensionResult:
@@ -38,7 +39,9 @@ def compute_intrinsic_dimension(
     Writes the float field ``<run_key>_local_dimension`` (local estimate per sample) and a
     run ``run_key`` whose results (:class:`~.results.DimensionResults`) hold the
     estimate, its interval and the duplicate groups (as sample ids). Exact
-    duplicates are removed before estimating.
+    duplicates are removed before estimating, and near-duplicates merged when
+    ``duplicate_tolerance`` is set; a tolerance that would merge more than
+    ``max_merged_fraction`` of the samples is refused before anything is written.
 
     Args:
         samples: a FiftyOne dataset or view.
@@ -49,16 +52,22 @@ def compute_intrinsic_dimension(
             preprocessing, or an embeddings field.
         device (None): ``"auto"``/``None`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         discard_fraction (0.1), interval_splits (4), confidence (0.95), seed (0),
-        duplicate_tolerance (0.0): see :func:`fiftyone_intrinsic.intrinsic_dimension`.
+        duplicate_tolerance (0.0), max_merged_fraction (0.05): see
+            :func:`fiftyone_intrinsic.intrinsic_dimension`.
         overwrite (False): replace an existing run with this key (and what it wrote).
         progress (None): ``progress(fraction, label)``; ``None`` shows a progress bar.
 
     Returns:
         the :class:`DimensionResult`; ``local`` is in the collection's order.
+
+    Raises:
+        ValueError: invalid settings, too few samples, or a ``duplicate_tolerance`` that
+            would merge more than ``max_merged_fraction``; the collection is left as it was.
     """
     settings = DimensionSettings(
         estimator=estimator, k=k, discard_fraction=discard_fraction, interval_splits=interval_splits,
-        confidence=confidence, seed=seed, duplicate_tolerance=duplicate_tolerance, device=device,
+        confidence=confidence, seed=seed, duplicate_tolerance=duplicate_tolerance,
+        max_merged_fraction=max_merged_fraction, device=device,
     )
     feature_settings = as_feature_settings(features)
     with claim_run(samples, run_key, DIMENSION, overwrite=overwrite) as claim:
@@ -85,6 +94,7 @@ def dimension_values(result: DimensionResult, sample_ids: list) -> dict:
         ci_high=json_float(result.ci_high), confidence=result.confidence,
         n_samples=result.n_samples, n_duplicates=result.n_duplicates,
         n_near_duplicates=result.n_near_duplicates, duplicate_tolerance=result.duplicate_tolerance,
+        duplicate_distance=result.duplicate_distance,
         estimator=result.estimator, k=result.k, discard_fraction=result.discard_fraction,
         duplicate_groups=[[sample_ids[i] for i in group.tolist()] for group in result.duplicate_groups],
         by_k=[list(point) for point in result.by_k],

@@ -60,7 +60,12 @@ class DimensionResults(IntrinsicResults):
             earlier versions hold a percentile bootstrap, which was too narrow).
         confidence: coverage of the interval.
         n_samples, n_duplicates, n_near_duplicates: samples given, exact duplicates
-            removed, near-duplicates merged within ``duplicate_tolerance`` (feature units).
+            removed, near-duplicates merged within ``duplicate_distance``.
+        duplicate_tolerance: the merging distance as a fraction of the median
+            nearest-neighbour distance; ``None`` for runs stored while it was a distance
+            in feature units (their value is then ``duplicate_distance``).
+        duplicate_distance: the merging distance in feature units; ``None`` for runs
+            stored before it was recorded whose tolerance was 0.
         estimator, k, discard_fraction: the estimator and what it read.
         duplicate_groups: sample ids of each set of identical samples.
         by_k: ``[[k', d]]`` the ID-versus-k curve.
@@ -68,9 +73,17 @@ class DimensionResults(IntrinsicResults):
 
     VALUES = (
         "dimension", "ci_low", "ci_high", "confidence", "n_samples", "n_duplicates",
-        "n_near_duplicates", "duplicate_tolerance", "estimator", "k", "discard_fraction",
-        "duplicate_groups", "by_k",
+        "n_near_duplicates", "duplicate_tolerance", "duplicate_distance", "estimator", "k",
+        "discard_fraction", "duplicate_groups", "by_k",
     )
+    OPTIONAL = ("duplicate_distance",)
+
+    def __init__(self, samples, config, key, backend=None, **values):
+        if values.get("duplicate_distance") is None and values.get("duplicate_tolerance"):
+            # stored while the tolerance was an absolute distance: keep it as the distance,
+            # never read it as a fraction of the nearest-neighbour distance
+            values = dict(values, duplicate_distance=values["duplicate_tolerance"], duplicate_tolerance=None)
+        super().__init__(samples, config, key, backend=backend, **values)
 
 
 class SharpnessResults(IntrinsicResults):

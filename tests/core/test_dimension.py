@@ -270,26 +270,51 @@ def test_near_duplicates_bias_the_estimate_unless_merged(estimator):
 
 
 def test_near_duplicate_merging_hand_made():
-    # rows 0-2 form a chain of steps 0.4, merged with tolerance 0.5 although its ends are
-    # 0.8 apart; the rest are far apart; row 9 repeats row 3 exactly
-    x = np.array([0.8, 0.4, 0.0, 10.0, 21.0, 33.0, 46.0, 60.0, 75.0, 10.0])[:, None]
+    """A centre with three leaves 0.4 away, one leaf continuing as a chain of steps 0.4,
+    six far points, and an exact copy of the first far point. The median nearest-neighbour
+    distance of the 12 distinct rows is 4.6 (six of 0.4; 8.8, 11, ..., 15), so tolerance
+    0.1 merges below 0.46: the centre absorbs its leaves and (0.8, 0) absorbs (1.2, 0).
+    Single linkage would have merged all six into one."""
+    X = np.array([
+        [0.0, 0.0], [0.4, 0.0], [-0.4, 0.0], [0.0, 0.4], [0.8, 0.0], [1.2, 0.0],
+        [10.0, 0.0], [21.0, 0.0], [33.0, 0.0], [46.0, 0.0], [60.0, 0.0], [75.0, 0.0], [10.0, 0.0],
+    ])
     merge = functools.partial(
-        intrinsic_dimension, estimator="mle", k=3, device="cpu", interval_splits=0, duplicate_tolerance=0.5
+        intrinsic_dimension, estimator="mle", k=3, device="cpu", interval_splits=0, duplicate_tolerance=0.1,
     )
-    result = merge(x)
-    assert (result.n_duplicates, result.n_near_duplicates) == (1, 2)
-    assert result.local[0] == result.local[1] == result.local[2]
-    assert result.local[9] == result.local[3]
-    # the chain counts once, as one of its members
-    rest = [3, 4, 5, 6, 7, 8]
-    alone = [estimate_chain_member(x, member, rest) for member in (0, 1, 2)]
-    assert any(result.dimension == pytest.approx(value, rel=1e-12) for value in alone)
-    order = np.random.default_rng(0).permutation(len(x))
-    assert merge(x[order]).dimension == result.dimension
+    # 4 of the 12 distinct rows is 33%: refused unless allowed explicitly
+    with pytest.raises(ValueError, match=r"would merge 4 of the 12 distinct samples.*max_merged_fraction to 0\.34"):
+        merge(X)
+    result = merge(X, max_merged_fraction=0.34)
+    assert (result.n_duplicates, result.n_near_duplicates) == (1, 4)
+    assert result.duplicate_tolerance == 0.1
+    assert result.duplicate_distance == pytest.approx(0.46, rel=1e-12)
+    assert result.local[0] == result.local[1] == result.local[2] == result.local[3]
+    assert result.local[4] == result.local[5] != result.local[0]
+    assert result.local[12] == result.local[6]
+    kept = [0, 4, 6, 7, 8, 9, 10, 11]
+    alone = intrinsic_dimension(X[kept], estimator="mle", k=3, device="cpu", interval_splits=0)
+    assert result.dimension == pytest.approx(alone.dimension, rel=1e-12)
+    np.testing.assert_allclose(result.local[kept], alone.local, rtol=1e-12)
+    order = np.random.default_rng(0).permutation(len(X))
+    assert merge(X[order], max_merged_fraction=0.34).dimension == result.dimension
 
 
-def estimate_chain_member(x, member, rest):
-    return intrinsic_dimension(x[[member] + rest], estimator="mle", k=3, device="cpu", interval_splits=0).dimension
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_merging_near_copies_recovers_the_estimate_of_the_clean_data(estimator):
+    """A 5-sphere and jittered copies of 30% of its points, 1% of a nearest-neighbour
+    distance away: TwoNN collapses, MLE sinks; merging them (explicitly allowed: 23% of
+    the samples) gives back the clean estimate, whichever of each pair is kept."""
+    X = manifold("sphere", 5, 2000)
+    rng = np.random.default_rng(4)
+    X_near = near_duplicated(X, rng, 600, 0.01 / np.sqrt(AMBIENT))
+    clean = estimate(X, estimator).dimension
+    assert estimate(X_near, estimator).dimension < 0.8 * clean
+    with pytest.raises(ValueError, match="would merge 600 of the 2600 distinct samples"):
+        estimate(X_near, estimator, duplicate_tolerance=0.05)
+    merged = estimate(X_near, estimator, duplicate_tolerance=0.05, max_merged_fraction=0.25)
+    assert merged.n_near_duplicates == 600
+    assert merged.dimension == pytest.approx(clean, rel=0.02)
 
 
 # --------------------------------------------------------------------------- real data
@@ -317,8 +342,9 @@ def test_breastmnist_mle_is_not_collapsed(breastmnist, estimator):
 
 def test_breastmnist_twonn_collapses_on_near_duplicates_until_merged(breastmnist):
     """Exact deduplication removes one row; TwoNN still collapses to ~1.1, as scikit-dimension
-    does on the raw data, because ~170 images have a neighbour within 0.5 (of a median
-    nearest-neighbour distance of 2.6). Merging within 1.0 brings it to ~15 (data README)."""
+    does on the raw data, because a third of the images have a neighbour within 0.3 of the
+    median nearest-neighbour distance (2.59). Merging them takes more than the default 5%:
+    tolerance 0.5 merges 175 (22.5%) and brings TwoNN to ~16, MLE from 7.6 to ~13."""
     raw = estimate(breastmnist, "twonn")
     distinct = breastmnist[np.sort(find_duplicates(breastmnist).representatives)]
     assert raw.dimension == pytest.approx(skdim_reference(distinct, "twonn"), rel=PARITY_RTOL)
@@ -326,9 +352,12 @@ def test_breastmnist_twonn_collapses_on_near_duplicates_until_merged(breastmnist
         warnings.simplefilter("ignore", UserWarning)  # skdim drops the duplicate pair
         skdim_raw = skdim_reference(breastmnist, "twonn")
     assert raw.dimension < 2.0 and skdim_raw < 2.0  # observed: 1.11 and 1.11
-    merged = estimate(breastmnist, "twonn", duplicate_tolerance=1.0)
-    assert merged.n_near_duplicates > 150  # observed: 170
-    assert merged.dimension > 10.0  # observed: 15.2
+    with pytest.raises(ValueError, match=r"would merge 175 of the 779 distinct samples \(22\.5%\)"):
+        estimate(breastmnist, "twonn", duplicate_tolerance=0.5)
+    merged = estimate(breastmnist, "twonn", duplicate_tolerance=0.5, max_merged_fraction=0.25)
+    assert merged.n_near_duplicates == 175
+    assert merged.duplicate_distance == pytest.approx(0.5 * 2.5879, rel=1e-4)
+    assert merged.dimension > 10.0  # observed: 16.2
 
 
 # --------------------------------------------------------------------------- errors
@@ -357,7 +386,7 @@ def test_discard_fraction_zero_is_refused():
     [
         ({"estimator": "pca"}, r"estimator\n.*'mle', 'mle_mg', 'twonn'"),
         ({"k": 2}, r"k\n.*greater than or equal to 3"),
-        ({"n_bootstrap": -1}, r"n_bootstrap"),
+        ({"interval_splits": -1}, r"interval_splits"),
         ({"confidence": 1.0}, r"confidence"),
         ({"discard_fraction": 1.0}, r"discard_fraction"),
         ({"duplicate_tolerance": -0.1}, r"duplicate_tolerance"),

@@ -105,6 +105,9 @@ def test_audit_twice_reuses_its_import_and_overwrite_replaces_it(tmp_path, datas
         (["--top", "0"], "top"),
         (["--size", "0"], "size"),
         (["--duplicate-tolerance", "-1"], "duplicate_tolerance"),
+        (["--duplicate-tolerance", "1"], "duplicate_tolerance"),  # a fraction now, not a distance
+        (["--max-merged-fraction", "0"], "max_merged_fraction"),
+        (["--max-merged-fraction", "1.5"], "max_merged_fraction"),
         (["--num-workers", "0"], "num_workers"),
         (["--device", "tpu"], "device 'tpu'"),
         (["--app", "--port", "70000"], "--port 70000 is not a TCP port"),
@@ -133,3 +136,24 @@ def test_a_bad_label_field_is_refused_before_any_run_is_written(tmp_path, datase
         assert code == 2
         assert message in capsys.readouterr().err
         assert snapshot(dataset) == before and dataset.list_runs() == []
+
+
+def test_audit_refuses_to_merge_many_near_duplicates_unless_allowed_and_counts_them(tmp_path, dataset_name, capsys):
+    """12 of 60 images are near-copies (one pixel changed): merging them is refused by
+    default with the flag to change, and nothing is stored; allowed, the report counts them."""
+    images = np.random.default_rng(0).integers(1, 255, (60, 8, 8), dtype=np.uint8)
+    images[48:] = images[:12]
+    images[48:, 0, 0] += 1
+    source = tmp_path / "near.npz"
+    np.savez(source, train_images=images, train_labels=np.arange(60).reshape(-1, 1) % 2)
+    audit = ["audit", str(source), "--name", dataset_name, "--images-dir", str(tmp_path / "png"),
+             "--device", "cpu", "--duplicate-tolerance", "0.1"]
+    assert main(audit) == 2
+    err = capsys.readouterr().err
+    assert "would merge 12 of the 60 distinct samples (20.0%)" in err
+    assert "raise max_merged_fraction to 0.2." in err
+    assert fo.load_dataset(dataset_name).list_runs() == []  # imported, nothing measured
+    assert main([*audit, "--max-merged-fraction", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "near-duplicates merged: 12 of 60 distinct samples (20.0%)" in out
+    assert "0.1 x the median nearest-neighbour distance" in out

@@ -104,3 +104,15 @@ def test_0_1_0_runs_load_in_a_fresh_process(old):
     name, estimator, dimension = out.stdout.split()[-3:]
     assert (name, estimator) == ("DimensionResults", "twonn")
     assert float(dimension) == _stored("id_twonn")["dimension"]
+
+
+def test_an_absolute_duplicate_tolerance_of_an_older_run_is_read_as_a_distance(old):
+    """Runs stored while ``duplicate_tolerance`` was a distance in feature units (no
+    ``duplicate_distance``) keep that distance and are never read as a fraction of the
+    nearest-neighbour distance; a tolerance of 0 reads the same either way."""
+    info = fi.get_intrinsic_run_info(old, "intrinsic_dimension")
+    stored = {name: value for name, value in _stored("intrinsic_dimension").items() if name != "cls"}
+    absolute = DimensionResults(old, info.config, "intrinsic_dimension", **dict(stored, duplicate_tolerance=1.0))
+    assert (absolute.duplicate_tolerance, absolute.duplicate_distance) == (None, 1.0)
+    untouched = fi.load_intrinsic_results(old, "intrinsic_dimension")
+    assert (untouched.duplicate_tolerance, untouched.duplicate_distance) == (0.0, None)

@@ -71,27 +71,61 @@ def test_label_sharpness_run_matches_array_function(breast):
 
 def test_dimension_run_reports_duplicates_and_is_not_collapsed(breast):
     exact = fi.compute_intrinsic_dimension(breast, run_key="id_exact", estimator="twonn", device="cpu", progress=lambda f, s: None)
-    merged = fi.compute_intrinsic_dimension(
-        breast, run_key="id_merged", estimator="twonn", duplicate_tolerance=1.0, device="cpu", progress=lambda f, s: None
-    )
-    mle = fi.compute_intrinsic_dimension(
-        breast, run_key="id_mle", duplicate_tolerance=1.0, device="cpu", progress=lambda f, s: None
-    )
-    # one pair of identical images; near-copies (within 1.0 in [0,1] pixel units) collapse TwoNN
+    allowed = dict(duplicate_tolerance=0.5, max_merged_fraction=0.25, device="cpu", progress=lambda f, s: None)
+    merged = fi.compute_intrinsic_dimension(breast, run_key="id_merged", estimator="twonn", **allowed)
+    mle = fi.compute_intrinsic_dimension(breast, run_key="id_mle", **allowed)
+    # one pair of identical images; near-copies (within half the median nearest-neighbour
+    # distance: 1.29 in [0,1] pixel units) collapse TwoNN
     assert exact.n_duplicates == 1 and merged.n_duplicates == 1
     assert exact.dimension < 2.0
-    assert merged.n_near_duplicates > 100
+    assert merged.n_near_duplicates == mle.n_near_duplicates == 175
     assert merged.dimension > 10 and mle.dimension > 10
 
     stored = fi.load_intrinsic_results(breast, "id_merged")
     assert stored.dimension == merged.dimension
     assert stored.n_near_duplicates == merged.n_near_duplicates
+    assert (stored.duplicate_tolerance, stored.duplicate_distance) == (0.5, merged.duplicate_distance)
+    assert fi.get_intrinsic_run_info(breast, "id_merged").config.settings["max_merged_fraction"] == 0.25
     assert len(stored.duplicate_groups) == 1 and len(stored.duplicate_groups[0]) == 2
     local = np.array(breast.values(DIMENSION.names("id_merged").field("local_dimension")), dtype=float)
     np.testing.assert_array_equal(local, np.where(np.isfinite(merged.local), merged.local, np.nan))
     assert sorted(fi.list_intrinsic_runs(breast, method="intrinsic_dimension")) == ["id_exact", "id_merged", "id_mle"]
     for key in ("id_exact", "id_merged", "id_mle"):
         fi.delete_intrinsic_run(breast, key)
+
+
+@pytest.fixture
+def near_copies(dataset_name, tmp_path, rng):
+    """48 random 8x8 gray images and 12 near-copies of them (one pixel changed by 1/255)."""
+    images = rng.integers(1, 255, size=(60, 8, 8), dtype=np.uint8)
+    images[48:] = images[:12]
+    images[48:, 0, 0] += 1
+    return import_arrays(images, ["a", "b"] * 30, name=dataset_name, images_dir=tmp_path / "imgs")
+
+
+def test_a_refused_merge_leaves_the_dataset_as_it_was(near_copies):
+    """Merging the 12 near-copies is 20% of the samples: refused by default, before
+    anything is written, whether the key is new or holds a run being replaced."""
+    run = dict(k=5, duplicate_tolerance=0.1, device="cpu", progress=lambda f, s: None)
+    before = snapshot(near_copies)
+    with pytest.raises(ValueError, match=r"would merge 12 of the 60 distinct samples \(20\.0%\).*max_merged_fraction to 0\.2\."):
+        fi.compute_intrinsic_dimension(near_copies, **run)
+    assert snapshot(near_copies) == before
+
+    first = fi.compute_intrinsic_dimension(near_copies, k=5, device="cpu", progress=lambda f, s: None)
+    field = DIMENSION.names("intrinsic_dimension").field("local_dimension")
+    before, local = snapshot(near_copies), near_copies.values(field)
+    with pytest.raises(ValueError, match="would merge 12 of the 60"):
+        fi.compute_intrinsic_dimension(near_copies, overwrite=True, **run)
+    assert snapshot(near_copies) == before and near_copies.values(field) == local
+    stored = fi.load_intrinsic_results(near_copies, "intrinsic_dimension")
+    assert (stored.dimension, stored.n_near_duplicates) == (first.dimension, 0)
+
+    merged = fi.compute_intrinsic_dimension(near_copies, overwrite=True, max_merged_fraction=0.2, **run)
+    assert merged.n_near_duplicates == 12
+    stored = fi.load_intrinsic_results(near_copies, "intrinsic_dimension")
+    assert (stored.n_near_duplicates, stored.duplicate_tolerance) == (12, 0.1)
+    assert 0 < stored.duplicate_distance < 0.1 * 4  # a tenth of a median spacing, in [0, 1] pixels
 
 
 def test_results_reload_in_a_fresh_process(small):

@@ -115,6 +115,32 @@ def test_delegated_run_executes_in_process_and_reports_progress(small):
     assert operation.status.progress == 1.0 and operation.status.label.startswith("d_data =")
 
 
+def test_dimension_operator_refuses_runaway_merging_and_reports_what_it_merged(dataset_name, tmp_path, rng):
+    """12 of 60 images are near-copies (one pixel changed by 1/255): the form offers the
+    share setting; merging 20% is refused at the default 5% and writes nothing; allowed,
+    the run merges exactly the copies and the notification says so."""
+    from operators.measure import dimension_notice
+
+    images = rng.integers(1, 255, size=(60, 8, 8), dtype=np.uint8)
+    images[48:] = images[:12]
+    images[48:, 0, 0] += 1
+    dataset = import_arrays(images, ["a", "b"] * 30, name=dataset_name, images_dir=tmp_path / "imgs")
+    operator = foo.get_operator(uri("compute_intrinsic_dimension"))
+    ctx = ExecutionContext(request_params=dict(dataset_name=dataset.name, params=dict(estimator="mle")))
+    share = operator.resolve_input(ctx).type.properties["max_merged_fraction"]
+    assert (share.default, share.type.min, share.type.max) == (0.05, 0.0, 1.0)
+
+    before = snapshot(dataset)
+    message = validation_message(lambda: operator(dataset, k=5, duplicate_tolerance=0.1, device="cpu"))
+    assert "would merge 12 of the 60 distinct samples (20.0%)" in message and "max_merged_fraction" in message
+    assert snapshot(dataset) == before
+    stored = operator(dataset, k=5, duplicate_tolerance=0.1, max_merged_fraction=0.2, device="cpu")
+    assert stored.n_near_duplicates == 12 and stored.duplicate_tolerance == 0.1
+    notice = dimension_notice(stored)
+    assert ", 12 near-duplicates merged (closer than " in notice and "0.1 x the median" in notice
+    assert "merged" not in dimension_notice(operator(dataset, run_key="plain", k=5, device="cpu"))
+
+
 def test_results_reload_in_a_fresh_process(small):
     foo.get_operator(uri("compute_label_sharpness"))(small, label_field="ground_truth", device="cpu")
     expected = fi.load_intrinsic_results(small, "label_sharpness").k_f
