@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "import is complete; its image files stay where they are",
     )
     audit.add_argument("--label-field", default="ground_truth", help="Classification field (default: ground_truth)")
+    audit.add_argument(
+        "--split", default=None, metavar="TAG",
+        help="audit only the samples with this tag (train, val, test, ...); 'all' audits every "
+        "sample. Default: train when samples are tagged train (MedMNIST and IDX imports are), "
+        "else all. Images of other splits close to the audited ones are reported separately",
+    )
     audit.add_argument("--embeddings-field", help="use this field's vectors instead of pixels")
     _add_setting(audit, "--size", Preprocessing, "size", metavar="SIZE")
     _add_setting(audit, "--channels", Preprocessing, "channels")
@@ -235,26 +241,53 @@ def run_audit(args: argparse.Namespace) -> str:
         dataset = fo.load_dataset(args.source)
     else:
         dataset = open_audit_dataset(args)
+    from .splits import ALL, audit_view, nearest_across_splits
+
+    samples, split = audit_view(dataset, args.split)
     common = dict(features=settings.features, device=settings.device, overwrite=True)
     dimension = compute_intrinsic_dimension(
-        dataset, estimator=settings.dimension.estimator, k=settings.dimension.k,
+        samples, estimator=settings.dimension.estimator, k=settings.dimension.k,
         duplicate_tolerance=settings.dimension.duplicate_tolerance,
         max_merged_fraction=settings.dimension.max_merged_fraction, **common,
     )
     twonn = None
     if settings.twonn is not None:
         twonn = compute_intrinsic_dimension(
-            dataset, run_key=TWONN_KEY, estimator="twonn",
+            samples, run_key=TWONN_KEY, estimator="twonn",
             duplicate_tolerance=settings.twonn.duplicate_tolerance,
             max_merged_fraction=settings.twonn.max_merged_fraction, **common,
         )
     sharpness = compute_label_sharpness(
-        dataset, args.label_field, run_key=SHARPNESS_KEY, top=settings.sharpness.top, **common,
+        samples, args.label_field, run_key=SHARPNESS_KEY, top=settings.sharpness.top, **common,
     )
     args.dataset_name = dataset.name
+    # every rank joins this search (under torchrun its blocks are shared between them)
+    pairs = nearest_across_splits(dataset, samples, settings.features, settings.device) if split != ALL else []
     if rank_and_world()[0] != 0:
         return ""  # distributed: rank 0 stored the runs and reports them
-    return format_report(dataset, dimension, twonn, sharpness)
+    report = format_report(dataset, dimension, twonn, sharpness)
+    return report + "\n" + format_splits(dataset, samples, split, pairs, sharpness.min_distance)
+
+
+def format_splits(dataset, samples, split: str, pairs, min_distance: float) -> str:
+    """Which split was audited, and the images of other splits closest to it (``pairs``,
+    from :func:`~.splits.nearest_across_splits`): identical ones (leakage) and those
+    closer than the audited split's sharpest pair."""
+    from .splits import ALL
+
+    if split == ALL:
+        return f"Audited: all {len(dataset):,} samples (--split TAG audits one split)."
+    lines = [f"Audited split: {split!r} ({len(samples):,} of {len(dataset):,} samples; --split all audits every sample)."]
+    identical = [p for p in pairs if p.distance == 0.0]
+    close = [p for p in pairs if 0.0 < p.distance < min_distance]
+    lines.append(
+        f"  images of other splits identical to one of {split!r}: {len(identical)}; closer to one than "
+        f"{split!r}'s sharpest pair ({min_distance:.4g}): {len(close)}"
+    )
+    for pair in (identical + close)[:5]:
+        outside, inside = dataset[pair.outside_id], dataset[pair.inside_id]
+        lines.append(f"    d={pair.distance:.4g}  {outside.filepath} {sorted(outside.tags)}  <->  {inside.filepath}")
+    return "\n".join(lines)
 
 
 def format_report(dataset, dimension, twonn, sharpness) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fiftyone as fo
+import fiftyone_intrinsic as fi
 from conftest import dataset_contents, snapshot
 from fiftyone_intrinsic.datasets.cli import main
 from fiftyone_intrinsic.datasets.importers import import_arrays
@@ -14,10 +15,11 @@ from fiftyone_intrinsic.datasets.importers import import_arrays
 
 def test_audit_medmnist_prints_the_report(shared_data, dataset_name, tmp_images, capsys):
     path = shared_data("medical/breastmnist_28.npz")
-    code = main(["audit", str(path), "--name", dataset_name, "--images-dir", str(tmp_images), "--device", "cpu", "--top", "3"])
+    code = main(["audit", str(path), "--name", dataset_name, "--images-dir", str(tmp_images), "--device", "cpu",
+                 "--top", "3", "--split", "all"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "780 samples, 2 classes" in out
+    assert "780 samples, 2 classes" in out and "Audited: all 780 samples" in out
     assert "pixels 28x28x1, [0, 1] (784 dims)" in out
     assert "conflicting duplicates (identical inputs, different labels): 1" in out
     assert "K_F = 5.18" in out
@@ -38,8 +40,9 @@ def test_audit_bad_source_exits_2_with_a_message(tmp_path):
 
 
 def test_distributed_audit_under_torchrun_stores_once(shared_data, dataset_name, tmp_images):
-    """Two gloo ranks: rank 0 imports and stores, both measure; the stored K_F is the
-    single-process one (test above), and the report is printed once."""
+    """Two gloo ranks: rank 0 imports and stores, both measure (the train split, and the
+    search across splits); the stored K_F is the single-process one, and the report is
+    printed once."""
     path = shared_data("medical/breastmnist_28.npz")
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -49,11 +52,13 @@ def test_distributed_audit_under_torchrun_stores_once(shared_data, dataset_name,
     out = subprocess.run(command, capture_output=True, text=True, timeout=900,
                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("K_F = 5.18") == 1
+    assert out.stdout.count("K_F = 1.81671") == 1  # train: 546 images (single process: below)
+    assert out.stdout.count("Audited split: 'train' (546 of 780 samples") == 1
+    assert "images of other splits identical to one of 'train': 1;" in out.stdout
     dataset = fo.load_dataset(dataset_name)
     assert set(dataset.list_runs()) == {"intrinsic_dimension", "intrinsic_dimension_twonn", "label_sharpness"}
     results = dataset.load_run_results("label_sharpness")
-    assert 5.175 <= results.k_f < 5.195 and len(results.pairs) == 3
+    assert results.k_f == pytest.approx(1.81671, abs=1e-5) and len(results.pairs) == 3
     assert len(dataset.match_tags("label_sharpness:sharp_pair")) >= 3
 
 
@@ -157,3 +162,36 @@ def test_audit_refuses_to_merge_many_near_duplicates_unless_allowed_and_counts_t
     out = capsys.readouterr().out
     assert "near-duplicates merged: 12 of 60 distinct samples (20.0%)" in out
     assert "0.1 x the median nearest-neighbour distance" in out
+
+
+def test_audit_measures_the_train_split_and_reports_images_of_other_splits_close_to_it(
+        shared_data, dataset_name, tmp_images, capsys):
+    """BreastMNIST's splits are tags: the audit measures train, and lists the val and test
+    images identical to a train image, or closer to one than train's sharpest pair (checked
+    against a float64 brute force on the same pixels)."""
+    path = shared_data("medical/breastmnist_28.npz")
+    code = main(["audit", str(path), "--name", dataset_name, "--images-dir", str(tmp_images), "--device", "cpu", "--top", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    dataset = fo.load_dataset(dataset_name)
+    train = dataset.match_tags("train")
+    kf = fi.load_intrinsic_results(dataset, "label_sharpness")
+    assert kf.n_samples == len(train) == 546 and "546 samples, 2 classes" in out
+    assert kf.k_f == pytest.approx(1.81671, abs=1e-5)  # as the distributed audit above finds
+    assert fi.load_intrinsic_results(dataset, "intrinsic_dimension").n_samples == 546
+
+    with np.load(path) as archive:
+        inside = archive["train_images"].reshape(546, -1) / 255.0
+        outside = np.concatenate([archive["val_images"], archive["test_images"]]).reshape(234, -1) / 255.0
+    nearest = np.sqrt(((outside[:, None, :] - inside[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+    identical, closer = int((nearest == 0).sum()), int(((nearest > 0) & (nearest < kf.min_distance)).sum())
+    assert identical >= 1 and closer >= 1  # BreastMNIST leaks across its splits
+    assert "Audited split: 'train' (546 of 780 samples; --split all audits every sample)." in out
+    assert (f"images of other splits identical to one of 'train': {identical}; closer to one than "
+            f"'train''s sharpest pair ({kf.min_distance:.4g}): {closer}") in out
+
+    before = snapshot(dataset)
+    assert main(["audit", dataset_name, "--split", "validation", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--split 'validation': no sample" in err and "['test', 'train', 'val']" in err
+    assert snapshot(dataset) == before
