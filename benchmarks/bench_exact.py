@@ -144,7 +144,7 @@ def mle_from_distances(T: np.ndarray):
 
 
 def ours_mle(data: Dataset, device):
-    result = intrinsic_dimension(data.X, estimator="mle", k=K, n_bootstrap=0, device=device)
+    result = intrinsic_dimension(data.X, estimator="mle", k=K, interval_splits=0, device=device)
     return result.dimension, result.local
 
 

@@ -63,12 +63,12 @@ def main(argv=None) -> int:
 
     device = torch.device(args.device)
     X, labels = make_embeddings(args.n)
-    fi.intrinsic_dimension(X[:2000], device=device, n_bootstrap=0)  # warm-up
+    fi.intrinsic_dimension(X[:2000], device=device, interval_splits=0)  # warm-up
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}; N = {args.n} × 512 float32; k = {args.k}\n")
     print("| task | method | time (s) | peak GPU memory (MiB) | result |")
     print("|---|---|---|---|---|")
-    seconds, peak, result = timed(device, lambda: fi.intrinsic_dimension(X, k=args.k, device=device, n_bootstrap=0))
+    seconds, peak, result = timed(device, lambda: fi.intrinsic_dimension(X, k=args.k, device=device, interval_splits=0))
     print(f"| kNN + MLE | ours (exact) | {seconds:.1f} | {peak:.0f} | {result.dimension:.6f} |", flush=True)
     try:
         seconds, peak, value = timed(device, lambda: faiss_knn_mle(X, args.k, device))

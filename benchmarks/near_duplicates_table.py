@@ -101,7 +101,7 @@ def with_copies(X, fraction, scale, seed=1):
 def synthetic_tables():
     X = sphere()
     median = float(np.median(nearest_neighbors(X, 1, device="cpu").distances))
-    estimate = {e: intrinsic_dimension(X, estimator=e, device="cpu", n_bootstrap=0).dimension for e in ("mle", "twonn")}
+    estimate = {e: intrinsic_dimension(X, estimator=e, device="cpu", interval_splits=0).dimension for e in ("mle", "twonn")}
     print(f"\n5-sphere, 2,000 points in R^784, median NN distance {median:.3g}: "
           f"MLE {estimate['mle']:.2f}, TwoNN {estimate['twonn']:.2f}\n")
     print("| copies | copy distance | MLE | TwoNN | tolerance | merged | MLE merged | TwoNN merged |")
@@ -109,9 +109,9 @@ def synthetic_tables():
     for fraction in (0.01, 0.03, 0.05, 0.1, 0.2, 0.3):
         for scale in (0.01, 0.1):
             Y = with_copies(X, fraction, scale * median)
-            raw = [intrinsic_dimension(Y, estimator=e, device="cpu", n_bootstrap=0) for e in ("mle", "twonn")]
+            raw = [intrinsic_dimension(Y, estimator=e, device="cpu", interval_splits=0) for e in ("mle", "twonn")]
             merge = dict(duplicate_tolerance=2.5 * scale, max_merged_fraction=min(1.0, fraction + 0.05))
-            merged = [intrinsic_dimension(Y, estimator=e, device="cpu", n_bootstrap=0, **merge) for e in ("mle", "twonn")]
+            merged = [intrinsic_dimension(Y, estimator=e, device="cpu", interval_splits=0, **merge) for e in ("mle", "twonn")]
             print(f"| {fraction:.0%} | {scale} x median NN | {raw[0].dimension:.2f} | {raw[1].dimension:.2f} "
                   f"| {2.5 * scale:g} | {merged[0].n_near_duplicates} | {merged[0].dimension:.2f} | {merged[1].dimension:.2f} |")
 

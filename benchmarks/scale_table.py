@@ -107,7 +107,7 @@ def run_method(task: str, method: str, X: np.ndarray, labels: np.ndarray) -> flo
         if method == "ours":
             from fiftyone_intrinsic.core.dimension import intrinsic_dimension
 
-            return intrinsic_dimension(X, k=K, device="cpu", n_bootstrap=0).dimension
+            return intrinsic_dimension(X, k=K, device="cpu", interval_splits=0).dimension
         if method == "faiss":
             import faiss
 

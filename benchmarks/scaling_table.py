@@ -72,7 +72,7 @@ def main():
         )
         largest = curve.subset(sizes[-1], 0)
         d_train = intrinsic_dimension(pixels[largest], estimator="mle", k=20, device=args.device)
-        d_pool = intrinsic_dimension(pixels[curve.train_index], estimator="mle", k=20, n_bootstrap=0, device=args.device)
+        d_pool = intrinsic_dimension(pixels[curve.train_index], estimator="mle", k=20, interval_splits=0, device=args.device)
         k_f = label_sharpness(pixels[largest], labels[largest], top=1, device=args.device).k_f
         fit = fit_power_law(curve.sizes, curve.losses)
         law = compare_with_law(fit, d_data=d_train.dimension, d_data_interval=(d_train.ci_low, d_train.ci_high), k_f=k_f)

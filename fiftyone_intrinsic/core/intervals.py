@@ -64,7 +64,8 @@ def subsample_error(X, rows: np.ndarray, estimator: str, k: int, discard_fractio
                 distances = _small_group_distances(group, k)
             else:
                 distances = nearest_neighbors(group, k, device=device, memory_budget=memory_budget).distances
-            statistic = unit.point_statistics(distances)
+            # sorted: the group's sums then do not depend on the order of the input rows
+            statistic = np.sort(unit.point_statistics(distances))
             estimates.append(unit.combine(statistic, k=k, discard_fraction=discard_fraction))
         variances.append(np.var(estimates, ddof=1) / groups)
     return float(np.sqrt(np.mean(variances))), groups

@@ -85,7 +85,7 @@ def test_breastmnist_curve_decreases_with_an_interval_and_is_stored(breast):
 
 def test_bad_input_on_a_dataset_is_refused_and_changes_nothing(breast, dataset_name, tmp_path):
     fi.compute_intrinsic_dimension(breast, run_key="id32", features={"preprocessing": {"size": 32}},
-                                   n_bootstrap=0, device="cpu", progress=quiet)
+                                   interval_splits=0, device="cpu", progress=quiet)
     other = import_arrays(np.zeros((4, 28, 28), np.uint8), ["0", "1", "0", "1"], name=dataset_name,
                           images_dir=tmp_path / "other")
     before = snapshot(breast)
