@@ -10,7 +10,7 @@ import math
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
-from fiftyone_intrinsic.core.intervals import collapsed
+from fiftyone_intrinsic.core.estimators import collapsed
 from fiftyone_intrinsic.datasets.describe import describe_features
 from fiftyone_intrinsic.datasets.schema import DIMENSION, SHARPNESS
 

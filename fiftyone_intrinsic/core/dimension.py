@@ -3,8 +3,8 @@
 Exact duplicates are removed first (and counted), near-duplicates optionally merged
 (:mod:`.near_duplicates`), the exact nearest neighbours found (:mod:`.neighbors`), and the
 registered estimator (:mod:`.estimators`: ``mle``, ``mle_mg``, ``twonn``) turns their
-distances into a global estimate, per-sample local estimates, a bootstrap interval and an
-ID-versus-k curve.
+distances into a global estimate, per-sample local estimates, an interval from disjoint
+subsamples (:mod:`.intervals`) and an ID-versus-k curve.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import numpy as np
 from .registry import Registry
 
 __all__ = [
+    "collapsed",
     "Estimator",
     "LevinaBickelMLE",
     "PaperMLE",
@@ -167,3 +168,18 @@ register_estimator, unregister_estimator, get_estimator = ESTIMATORS.register, E
 register_estimator(PaperMLE())
 register_estimator(MacKayGhahramaniMLE())
 register_estimator(TwoNN())
+
+
+#: TwoNN below this fraction of MLE on the same points has collapsed (docs/science.md §7).
+COLLAPSE_RATIO = 0.5
+
+
+def collapsed(twonn: float, mle: float) -> bool:
+    """Whether a TwoNN estimate has collapsed: far below MLE on the same points, the mark of
+    near-duplicates (tiny first-neighbour distances). Its interval then measures the
+    spread of a wrong number and is not shown.
+
+    >>> collapsed(1.11, 7.9), collapsed(6.5, 7.9)
+    (True, False)
+    """
+    return twonn < COLLAPSE_RATIO * mle

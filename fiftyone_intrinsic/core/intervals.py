@@ -1,5 +1,5 @@
 """The d_data interval: a variance from disjoint subsamples, whose neighbours are searched
-again inside each subsample (docs/science.md §3, "The interval").
+again inside each subsample (docs/science.md §7).
 
 Resampling the per-point statistics (the percentile bootstrap that version 0.1 used)
 treats them as independent, but neighbouring points share neighbours, so their statistics
@@ -20,7 +20,6 @@ and that bias is reported separately (``by_k``), never hidden in the interval.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from .estimators import get_estimator
 from .neighbors import nearest_neighbors
@@ -74,25 +73,12 @@ def subsample_error(X, rows: np.ndarray, estimator: str, k: int, discard_fractio
 def student_interval(estimate: float, error: float, groups: int, confidence: float) -> tuple[float, float]:
     """``estimate ± t · error`` with the Student-t quantile of ``groups − 1`` degrees of
     freedom at ``confidence`` (NaN where the error is)."""
+    from scipy import stats
+
     if not np.isfinite(error):
         return float("nan"), float("nan")
     half = float(stats.t.ppf(0.5 + confidence / 2, groups - 1)) * error
     return estimate - half, estimate + half
-
-
-#: TwoNN below this fraction of MLE on the same points has collapsed (docs/science.md §7).
-COLLAPSE_RATIO = 0.5
-
-
-def collapsed(twonn: float, mle: float) -> bool:
-    """Whether a TwoNN estimate has collapsed: far below MLE on the same points, the mark of
-    near-duplicates (tiny first-neighbour distances). Its interval then measures the
-    spread of a wrong number and is not shown.
-
-    >>> collapsed(1.11, 7.9), collapsed(6.5, 7.9)
-    (True, False)
-    """
-    return twonn < COLLAPSE_RATIO * mle
 
 
 def _small_group_distances(group, k: int) -> np.ndarray:

@@ -70,7 +70,7 @@ class DimensionSettings(Settings):
     interval_splits: int = Field(
         4, ge=0, le=100,
         description="Random splits into 10 disjoint groups whose estimates give the interval "
-        "(neighbours searched again in each group; docs/science.md §3); 0: no interval.",
+        "(neighbours searched again in each group; docs/science.md §7); 0: no interval.",
     )
     confidence: float = Field(0.95, gt=0.0, lt=1.0, description="Coverage of the interval.")
     seed: int = Field(0, description="Seed of the interval's random splits.")

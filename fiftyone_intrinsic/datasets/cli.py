@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from ..core.intervals import collapsed
+from ..core.estimators import collapsed
 from ..core.settings import DimensionSettings, Preprocessing, SharpnessSettings, setting_spec
 from .audit_checks import DIMENSION_KEY, SHARPNESS_KEY, TWONN_KEY, audit_settings, open_audit_dataset
 from .settings import FeatureSettings
