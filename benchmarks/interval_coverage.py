@@ -40,7 +40,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=100)
     args = parser.parse_args()
-    print(f"N = {N}, {args.draws} draws each, nominal 95%\n")
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = sorted({f"{p['internal_api']} {p.get('version')} {p.get('architecture')} x{p['num_threads']}"
+                    for p in threadpool_info()})
+    print(f"N = {N}, {args.draws} draws each, nominal 95%; torch {torch.get_num_threads()} threads; BLAS: {pools}\n")
     print("| manifold | estimator | mean estimate | sd | coverage (subsamples) | half-width / sd | coverage (0.1 bootstrap) | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for manifold in ("5-cube", "8-sphere"):

@@ -120,4 +120,9 @@ if __name__ == "__main__":
     start = time.perf_counter()
     real_table()
     synthetic_tables()
-    print(f"\n({time.perf_counter() - start:.0f} s)")
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = sorted({f"{p['internal_api']} {p.get('version')} {p.get('architecture')} x{p['num_threads']}"
+                    for p in threadpool_info()})
+    print(f"\n({time.perf_counter() - start:.0f} s; torch {torch.get_num_threads()} threads; BLAS: {pools})")
