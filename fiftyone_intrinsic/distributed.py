@@ -20,8 +20,10 @@ c10d collectives, so every rank holds the same exact result; rank 0 alone writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import torch
 from .core.collectives import rank_and_world
 from .core.devices import resolve_device
 
-__all__ = ["main", "run", "start_process_group"]
+__all__ = ["main", "run", "start_process_group", "process_group_session"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,8 +71,7 @@ def main(argv=None) -> int:
     if taken:  # never overwrite a file the user has
         print(f"{taken[0]} exists; choose another --out / --per-rank, or move it away.", file=sys.stderr)
         return 2
-    device = start_process_group(args.device)
-    try:
+    with process_group_session(args.device) as device:
         summary, arrays = run(args, device)
         rank, _ = rank_and_world()
         if rank == 0 and args.out is not None:
@@ -80,11 +81,68 @@ def main(argv=None) -> int:
             np.savez(args.per_rank / f"rank{rank}.npz", **arrays)
         if rank == 0:
             print(json.dumps(summary, indent=2))
-    finally:
+    return 0
+
+
+@contextlib.contextmanager
+def process_group_session(device_name=None):
+    """Join the torchrun process group (:func:`start_process_group`) for the body, then
+    leave it; yields the device.
+
+    On success every rank meets at a barrier before leaving. On a failure the rank leaves
+    *without* the barrier, so that it never waits in a collective the other ranks will not
+    join: they may be inside the search's own collectives. When its process exits, theirs
+    fail ("Connection closed by peer") instead of waiting forever, and torchrun stops the
+    job with the failing rank's error. A rank whose collective failed that way says so in
+    one line, without a traceback. While a rank cleans up after any failure (e.g. rank 0
+    removing what its run wrote), the SIGTERM torchrun sends it once another rank has
+    exited is held back, so the clean-up finishes (torchrun sends SIGKILL after 30 s).
+    """
+    device = start_process_group(device_name)
+    previous = _hold_sigterm_during_cleanup()
+    try:
+        yield device
+    except BaseException as error:
+        if torch.distributed.is_initialized():
+            rank = torch.distributed.get_rank()
+            torch.distributed.destroy_process_group()
+            if _peer_failed(error):
+                print(f"\nrank {rank}: stopped because another rank of the job failed (see that "
+                      "rank's error).", file=sys.stderr)
+                raise SystemExit(1) from None
+            if isinstance(error, Exception):
+                print(f"\nrank {rank} failed:", file=sys.stderr)  # its traceback follows
+        raise
+    else:
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
-    return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _peer_failed(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because another rank's process exited."""
+    return isinstance(error, RuntimeError) and any(
+        text in str(error) for text in ("Connection closed by peer", "Connection reset by peer")
+    )
+
+
+def _hold_sigterm_during_cleanup():
+    """Install a SIGTERM handler that ends the process (``SystemExit(143)``, so ``finally``
+    blocks run) unless it is already unwinding from an exception, when the signal is
+    ignored so that the clean-up is not cut short. Returns the previous handler (``None``
+    outside the main thread, where handlers cannot be set)."""
+
+    def on_sigterm(signum, frame):
+        if sys.exc_info()[0] is None:
+            raise SystemExit(128 + signal.SIGTERM)
+
+    try:
+        return signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread
+        return None
 
 
 def start_process_group(device_name=None) -> torch.device:

@@ -185,7 +185,7 @@ def _distributed_audit(args: argparse.Namespace) -> int:
     wait for it; all measure together; rank 0 stores the runs and prints the report."""
     import torch
 
-    from ..distributed import start_process_group
+    from ..distributed import process_group_session
 
     if "WORLD_SIZE" not in os.environ:
         print("fiftyone-intrinsic: error: --distributed runs under torchrun, e.g. "
@@ -197,11 +197,9 @@ def _distributed_audit(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:
         print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
         return 2
-    device = start_process_group(None if args.device == "auto" else args.device)
-    args.device = str(device)
-    rank = torch.distributed.get_rank()
-    status = 0
-    try:
+    with process_group_session(None if args.device == "auto" else args.device) as device:
+        args.device = str(device)
+        rank = torch.distributed.get_rank()
         name = [None]
         if rank == 0:
             try:
@@ -210,20 +208,18 @@ def _distributed_audit(args: argparse.Namespace) -> int:
                 print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
         torch.distributed.broadcast_object_list(name, src=0)
         if name[0] is None:
-            return 2
+            return 2  # every rank: rank 0 said why
         args.source, args.imported = name[0], True
         try:
             report = run_audit(args)
         except (ValueError, TypeError) as error:
+            # a checked bad input: the same on every rank; a rank that alone finds one
+            # leaves at once, so the others' collectives fail instead of waiting for it
             print(f"fiftyone-intrinsic: error: {error}", file=sys.stderr)
-            status = 2
-        else:
-            if rank == 0:
-                print(report)
-    finally:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    return status
+            raise SystemExit(2) from None
+        if rank == 0:
+            print(report)
+    return 0
 
 
 def run_audit(args: argparse.Namespace) -> str:

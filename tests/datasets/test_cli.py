@@ -8,7 +8,7 @@ import pytest
 
 import fiftyone as fo
 import fiftyone_intrinsic as fi
-from conftest import dataset_contents, snapshot
+from conftest import REPO, dataset_contents, snapshot
 from fiftyone_intrinsic.datasets.cli import main
 from fiftyone_intrinsic.datasets.importers import import_arrays
 
@@ -51,7 +51,7 @@ def test_distributed_audit_under_torchrun_stores_once(shared_data, dataset_name,
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=900,
                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, without_progress_bars(out.stderr)[-6000:]
     assert out.stdout.count("K_F = 1.81671") == 1  # train: 546 images (single process: below)
     assert out.stdout.count("Audited split: 'train' (546 of 780 samples") == 1
     assert "images of other splits identical to one of 'train': 1;" in out.stdout
@@ -60,6 +60,39 @@ def test_distributed_audit_under_torchrun_stores_once(shared_data, dataset_name,
     results = dataset.load_run_results("label_sharpness")
     assert results.k_f == pytest.approx(1.81671, abs=1e-5) and len(results.pairs) == 3
     assert len(dataset.match_tags("label_sharpness:sharp_pair")) >= 3
+
+
+def without_progress_bars(text: str) -> str:
+    """``text`` less the progress bars' lines (they hide the errors of a failed job)."""
+    return "\n".join(line for line in text.replace("\r", "\n").splitlines() if "‰/s" not in line and line.strip())
+
+
+@pytest.mark.parametrize("failing_rank", [1, 0])
+def test_a_rank_that_crashes_mid_search_stops_the_job_and_its_run_is_removed(
+    shared_data, dataset_name, tmp_images, failing_rank
+):
+    """One rank raises a RuntimeError (a crash, not a checked bad input) as the K_F search
+    starts, while the other is already inside the search's collectives. The job used to
+    hang there for good (the failing rank waited at a final barrier the other never
+    reached). Now it ends with an error naming the crash, the other rank says why it
+    stopped, and rank 0 removes its incomplete K_F run: the runs that finished stay."""
+    path = shared_data("medical/breastmnist_28.npz")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        str(REPO / "tests" / "datasets" / "failing_rank.py"), str(failing_rank),
+        "audit", str(path), "--name", dataset_name, "--images-dir", str(tmp_images), "--device", "cpu",
+        "--top", "3", "--distributed",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode != 0
+    errors = without_progress_bars(out.stderr)
+    assert f"RuntimeError: simulated crash on rank {failing_rank}" in errors, errors[-6000:]
+    assert f"rank {1 - failing_rank}: stopped because another rank of the job failed" in errors, errors[-6000:]
+    dataset = fo.load_dataset(dataset_name)
+    assert set(dataset.list_runs()) == {"intrinsic_dimension", "intrinsic_dimension_twonn"}
+    assert not [tag for tag in dataset.distinct("tags") if tag.startswith("label_sharpness")]
+    assert not [view for view in dataset.list_saved_views() if view.startswith("label_sharpness")]
 
 
 # --------------------------------------------------------------------------- nothing lost
