@@ -137,6 +137,8 @@ def _hold_sigterm_during_cleanup():
 
     def on_sigterm(signum, frame):
         if sys.exc_info()[0] is None:
+            print(f"\nrank {os.environ.get('RANK', '?')}: stopped by SIGTERM (torchrun stops every rank "
+                  "once one has failed).", file=sys.stderr)
             raise SystemExit(128 + signal.SIGTERM)
 
     try:
