@@ -186,6 +186,70 @@ def test_panel_on_a_natural_dataset_with_every_section(app):
         browser.close()
 
 
+def test_duplicate_groups_across_splits_open_in_the_grid(app):
+    """BreastMNIST's train, val and test tags: after a d_data run over all 780 images the
+    panel counts the exact-duplicate groups and those that cross splits (leakage), and the
+    button opens exactly the crossing groups' samples in the grid."""
+    from playwright.sync_api import sync_playwright
+
+    from fiftyone_intrinsic.datasets.summary import duplicate_groups, summarize_run
+
+    dataset = app["medical"]
+    fi.compute_intrinsic_dimension(dataset, run_key="dimension_all", **QUIET)
+    found = duplicate_groups(dataset, summarize_run(dataset, "dimension_all"))
+    assert found.crossing, "BreastMNIST has duplicate images across its splits"
+    server, url = _start_server(app["folder"])
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1600})
+            _open_panel(page, url, dataset)
+            n = len(found.crossing)
+            button = page.get_by_role("button", name=f"Show the {n} group{'s' if n > 1 else ''} across splits")
+            button.wait_for(timeout=60_000)
+            page.get_by_text(re.compile(rf"{n} group.* splits .*leakage")).first.wait_for(state="attached", timeout=30_000)
+            page.screenshot(path=ARTIFACTS / "panel_duplicates_across_splits.png", full_page=True, timeout=120_000)
+            button.click()
+            page.get_by_text(f"{len(found.crossing_ids)} samples", exact=True).wait_for(timeout=60_000)
+            page.wait_for_timeout(3000)  # the grid draws the images
+            page.screenshot(path=ARTIFACTS / "grid_duplicates_across_splits.png", timeout=120_000)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        fi.delete_intrinsic_run(dataset, "dimension_all")
+
+
+def test_a_second_run_opens_a_form_that_is_not_in_error(app):
+    """The natural dataset already holds a K_F run under the default key: Compute K_F opens
+    its form on the next free key, with no error shown, and Execute enabled."""
+    from playwright.sync_api import expect, sync_playwright
+
+    dataset = app["natural"]
+    assert "label_sharpness" in dataset.list_runs()
+    server, url = _start_server(app["folder"])
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            _open_panel(page, url, dataset)
+            page.get_by_role("button", name="Compute K_F").click()
+            page.get_by_text("Label sharpness K_F: compute").first.wait_for(timeout=30_000)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('input')].some(e => e.value === 'label_sharpness_2')",
+                timeout=60_000,
+            )
+            page.wait_for_timeout(1500)  # the dynamic form resolves its inputs again
+            expect(page.get_by_text("already exists")).to_have_count(0)
+            expect(page.get_by_text(re.compile(r"Replace an existing run with this key"))).to_have_count(1)
+            expect(page.get_by_role("button", name="Execute")).to_be_enabled()
+            page.screenshot(path=ARTIFACTS / "form_second_run_not_in_error.png", timeout=120_000)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_choosing_between_two_k_f_runs_of_different_views(app):
     """Two K_F runs (all 1,000 images, and the 200 held out by Skip(800)): the newest is
     shown and the paper comparison refuses to mix it with the d_data of all 1,000; choosing
