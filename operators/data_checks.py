@@ -55,7 +55,9 @@ def view_state(view) -> tuple:
     return view._root_dataset.name, stages, count, str(newest)
 
 
-def _cached(view, what: str, compute):
+def cached(view, what: str, compute):
+    """``compute()``, remembered for this view state and ``what`` (a string naming the
+    check and every input it depends on besides the view)."""
     key = (*view_state(view), what)
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -74,7 +76,7 @@ def image_headers(view) -> ImageHeaders | None:
     :data:`CHECK_LIMIT` samples)."""
     if len(view) > CHECK_LIMIT:
         return None
-    return _cached(view, "image_headers", lambda: _read_headers(view.values("filepath")))
+    return cached(view, "image_headers", lambda: _read_headers(view.values("filepath")))
 
 
 def _read_headers(paths) -> ImageHeaders:
@@ -105,7 +107,7 @@ def non_finite_vectors(view, field_name: str) -> int | None:
     length = int(np.asarray(first[0]).size) if first else 0
     if n_samples > CHECK_LIMIT or n_samples * length > VECTOR_CHECK_LIMIT:
         return None
-    return _cached(view, f"non_finite:{field_name}", lambda: _count_non_finite(view, field_name))
+    return cached(view, f"non_finite:{field_name}", lambda: _count_non_finite(view, field_name))
 
 
 def _count_non_finite(view, field_name: str) -> int:

@@ -1,5 +1,7 @@
 """Operator: the scaling law of a labeled view (learning curve, fit, −1/d_data, budget plan)."""
 
+import json
+
 import fiftyone.operators as foo
 from fiftyone.operators import types
 
@@ -8,7 +10,7 @@ from fiftyone_intrinsic.datasets import runs
 from fiftyone_intrinsic.datasets.schema import DIMENSION, REPRESENTATION, SHARPNESS
 from fiftyone_intrinsic.datasets.settings import SCALING_MODES, ScalingLawSettings
 
-from . import forms, model_form
+from . import data_checks, forms, model_form
 from .progress import run_with_progress
 from .sdk import call_operator
 
@@ -228,7 +230,7 @@ def _run_choice(ctx, inputs, name, method, label, compute=True):
 def _validate(ctx, view, props):
     """Refuse, on the form, what the library would refuse: nothing is trained for it."""
     from fiftyone_intrinsic.core.learning_curve import resolve_sizes
-    from fiftyone_intrinsic.datasets.scaling import check_sources, prepare_split
+    from fiftyone_intrinsic.datasets.scaling import check_sources
 
     params = ctx.params
     try:
@@ -247,12 +249,31 @@ def _validate(ctx, view, props):
         forms.invalidate(props.get(name, props["dimension_run_key"]), str(error))
     if settings.mode == "before_labeling" or props["label_field"].invalid or not kwargs["label_field"]:
         return
-    try:
-        _, labels, train, _ = prepare_split(view, kwargs["label_field"], kwargs["test_samples"], settings.curve)
-    except ValueError as error:
-        forms.invalidate(props.get("test_tag", props["label_field"]), str(error))
+    error, train_labels = _split_check(view, kwargs["label_field"], kwargs["test_samples"], settings.curve)
+    if error is not None:
+        forms.invalidate(props.get("test_tag", props["label_field"]), error)
         return
     try:
-        resolve_sizes(labels[train], settings.curve, pilot=settings.mode == "pilot")
+        resolve_sizes(train_labels, settings.curve, pilot=settings.mode == "pilot")
     except ValueError as error:
         forms.invalidate(props["sizes"], str(error))
+
+
+def _split_check(view, label_field, test_samples, curve):
+    """``(error message or None, labels of the training pool)``: the held-out split the run
+    would make, read once per state of the view (and of the held-out view) and settings,
+    not on every keystroke (:func:`.data_checks.cached`)."""
+    from fiftyone_intrinsic.datasets.scaling import prepare_split
+
+    def check():
+        try:
+            _, labels, train, _ = prepare_split(view, label_field, test_samples, curve)
+        except ValueError as error:
+            return str(error), None
+        return None, labels[train]
+
+    what = json.dumps([
+        "scaling_split", label_field, None if test_samples is None else data_checks.view_state(test_samples),
+        curve.n_test, curve.split_seed, curve.balance,  # what the split depends on (not the sizes)
+    ], default=str)
+    return data_checks.cached(view, what, check)

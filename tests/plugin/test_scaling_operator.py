@@ -4,6 +4,7 @@ on the form (operators/scaling.py)."""
 import numpy as np
 import pytest
 
+import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone import ViewField as F
 from fiftyone.operators.delegated import DelegatedOperationService
@@ -98,3 +99,38 @@ def test_form_shows_only_the_options_of_the_mode(breast):
     assert {c.value for c in tagged["test_tag"].view.choices} == {"train", "val", "test"}
     before = form(dict(mode="before_labeling"))
     assert "label_field" not in before and "sizes" not in before and "dimension_run_key" in before
+
+
+def test_typing_in_the_form_does_not_prepare_the_split_again(breast, monkeypatch):
+    """The held-out split is prepared (every label of the view read) once per state of the
+    view and settings: the keystrokes that follow reuse it; an edit to a sample of the view
+    or another setting that shapes the split prepares it again, and the form's message
+    follows."""
+    from fiftyone_intrinsic.datasets import scaling
+
+    calls = []
+    real = scaling.prepare_split
+    monkeypatch.setattr(scaling, "prepare_split", lambda *a, **k: calls.append(1) or real(*a, **k))
+    view = breast.match_tags("train")
+
+    def form(**params):
+        ctx = ExecutionContext(request_params=dict(dataset_name=breast.name, view=view._serialize(),
+                                                   params=dict(mode="curve", label_field="ground_truth", **params)))
+        return foo.get_operator(URI).resolve_input(ctx).type.properties
+
+    form(sizes="20, 40, 80")
+    for typed in ("20, 40, 80, 1", "20, 40, 80, 16", "20, 40, 80, 160"):
+        form(sizes=typed)
+    assert len(calls) == 1
+    refused = form(sizes="20, 40, 80", n_test=100_000)  # another split: prepared again, refused
+    assert len(calls) == 2 and refused["label_field"].invalid
+    sample = view.first()
+    label = sample.ground_truth.label
+    sample["ground_truth"] = fo.Classification(label="1" if label == "0" else "0")  # a relabelled sample
+    sample.save()
+    try:
+        form(sizes="20, 40, 80")
+        assert len(calls) == 3
+    finally:
+        sample["ground_truth"] = fo.Classification(label=label)
+        sample.save()
