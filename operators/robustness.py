@@ -17,6 +17,11 @@ def _budgets_text(name):
     return ",".join(f"{v:g}" for v in setting_spec(RobustnessSettings, name).default)
 
 
+#: Below this many images a robust accuracy moves in steps of more than 10%: the form then
+#: suggests the whole dataset (e.g. after a sharp pair's two samples were opened).
+MIN_SAMPLES = 10
+
+
 class EvaluateAdversarialRobustness(foo.Operator):
     """Robust accuracy over an ε sweep, Δloss, smallest flipping budgets, R̂ vs 1/K_F."""
 
@@ -29,7 +34,9 @@ class EvaluateAdversarialRobustness(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        view = ctx.target_view()
+        view, too_small = forms.add_target_view(ctx, inputs, MIN_SAMPLES)
+        if too_small:  # the form suggests the dataset: check the labels there
+            view = ctx.dataset
         label_prop = forms.add_label_field(ctx, inputs, view)
         path_prop = model_form.add_model_inputs(ctx, inputs)
         model_form.add_input_preprocessing(ctx, inputs)

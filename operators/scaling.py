@@ -22,6 +22,10 @@ MODE_LABELS = {
     "before_labeling": ("Before labeling", "No labels, no training: the exponent −1/d_data predicts"),
 }
 
+#: Below this many images no learning curve can be carved (three nested training sizes
+#: with every class at least twice, and a held-out quarter): the form then suggests the
+#: whole dataset, e.g. after a sharp pair's two samples were opened.
+MIN_SAMPLES = 16
 
 class FitScalingLaw(foo.Operator):
     """Fit log L against log N on the target view and plan the labels a target loss needs."""
@@ -37,7 +41,9 @@ class FitScalingLaw(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        view = ctx.target_view()
+        view, too_small = forms.add_target_view(ctx, inputs, MIN_SAMPLES)
+        if too_small:  # the form suggests the dataset: check the labels and split there
+            view = ctx.dataset
         params = ctx.params
         modes = types.RadioGroup()
         for name in SCALING_MODES:

@@ -113,6 +113,23 @@ def test_a_view_too_small_defaults_the_target_to_the_dataset_and_says_so(small):
     assert big_k["k"].invalid and not big_k["view_target"].invalid
 
 
+@pytest.mark.parametrize("operator", ["evaluate_adversarial_robustness", "fit_scaling_law"])
+def test_robustness_and_scaling_forms_suggest_the_dataset_after_a_pair_click(small, operator):
+    """The same on the robustness and scaling forms: a 2-sample view opens them on the
+    whole dataset, the message on "Target view", and the other inputs are checked against
+    the dataset it suggests (two samples of one class are no error of the label field)."""
+    pair = small.select(small.values("id")[:2])
+    opened = form(small, operator, dict(label_field="ground_truth"), view=pair)
+    target = opened["view_target"]
+    assert target.default == "DATASET"
+    assert target.invalid and "current view has 2 samples" in target.error_message
+    assert not opened["label_field"].invalid
+    if operator == "fit_scaling_law":
+        assert not opened["sizes"].invalid
+    widened = form(small, operator, dict(label_field="ground_truth", view_target="DATASET"), view=pair)
+    assert not widened["view_target"].invalid
+
+
 def test_choosing_the_dataset_from_a_pair_view_measures_the_dataset_and_a_python_view_is_never_widened(small):
     pair = small.select(small.values("id")[:2])
     params = dict(
