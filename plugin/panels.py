@@ -212,7 +212,7 @@ class _Content:
         if summary is None:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
             return
-        self.text["header"] = f"### Intrinsic properties of `{summary.name}`\n{_count(summary.n_samples, 'sample')}."
+        self.text["header"] = f"#### Intrinsic properties of {summary.name}\n{_count(summary.n_samples, 'sample')}."
         if summary.incomplete:
             self.text["header"] += (
                 f"\n\n**Incomplete runs:** {', '.join(f'`{k}`' for k in summary.incomplete)}: being "

@@ -95,7 +95,8 @@ def test_change_of_dataset_updates_and_compares(audited, dataset_name, tmp_path)
     fi.compute_label_sharpness(other, "ground_truth", **QUIET)
     first = PanelRun(audited, "on_load")
     changed = PanelRun(other, "on_change_dataset", state=first.state)
-    assert f"`{other.name}`" in changed.markdown() and f"`{audited.name}`" not in changed.markdown()
+    assert f"Intrinsic properties of {other.name}\n" in changed.markdown()
+    assert f"Intrinsic properties of {audited.name}\n" not in changed.markdown()
     assert changed.state["pairs"] != first.state["pairs"]
     names = changed.data["database"][0]["text"]
     assert other.name in names and audited.name in names
