@@ -7,7 +7,7 @@ from fiftyone_intrinsic.core.attacks import ATTACKS
 from fiftyone_intrinsic.core.settings import RobustnessSettings, setting_spec
 from fiftyone_intrinsic.datasets import runs
 
-from . import forms, model_form
+from . import data_checks, forms, model_form
 from .progress import run_with_progress
 from .sdk import call_operator
 
@@ -76,7 +76,8 @@ class EvaluateAdversarialRobustness(foo.Operator):
         field = params.get("label_field")
         names = class_names(params)
         if field and names and not label_prop.invalid:
-            unknown = sorted(set(view.distinct(f"{field}.label")) - set(names))
+            labels = data_checks.cached(view, f"labels:{field}", lambda: view.distinct(f"{field}.label"))
+            unknown = sorted(set(labels) - set(names))
             if unknown:
                 forms.invalidate(classes_prop, f"Labels {unknown[:10]} are not in the class map {names}.")
         key = params.get("sharpness_run_key", "none")

@@ -255,3 +255,17 @@ def test_embeddings_coverage_and_non_finite_values_come_from_one_aggregation(sma
     small.set_values("emb", [v if v is not None else [0.0] * 4 for v in lists])
     shown = form(small, "compute_intrinsic_dimension", dict(features_source="embeddings", estimator="mle", k=5, embeddings_field="emb"))
     assert "NaN or infinite values on 3 samples" in shown["embeddings_field"].error_message
+
+
+def test_the_class_map_is_checked_against_labels_read_once_per_view_state(small):
+    """Typing class names checks them against the view's labels, read once per view state:
+    a relabelled sample is seen by the next keystroke."""
+    params = dict(label_field="ground_truth")
+    assert "not in the class map" in form(small, "evaluate_adversarial_robustness", dict(params, class_names="a"))[
+        "class_names"].error_message
+    assert not form(small, "evaluate_adversarial_robustness", dict(params, class_names="a, b"))["class_names"].invalid
+    sample = small.first()
+    sample["ground_truth"] = fo.Classification(label="c")
+    sample.save()
+    message = form(small, "evaluate_adversarial_robustness", dict(params, class_names="a, b"))["class_names"].error_message
+    assert "Labels ['c'] are not in the class map ['a', 'b']" in message
