@@ -12,14 +12,14 @@ execution, with the same message.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import numpy as np
 
 import fiftyone as fo
+
+from fiftyone_intrinsic.datasets.image_headers import ImageHeaders, read_image_headers
 
 #: Views up to this many samples are checked on the form (image headers: about 2 s per
 #: 50,000 files, once per view state); larger ones are checked when the data are read.
@@ -31,21 +31,6 @@ VECTOR_CHECK_LIMIT = 25_000_000
 _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 16
 _CACHE_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class ImageHeaders:
-    """What the headers of a view's image files say.
-
-    Attributes:
-        missing: paths that are not files.
-        unreadable: ``"path (Error: message)"`` for files PIL cannot identify.
-        shapes: ``(width, height, channels) -> first path`` of each shape found.
-    """
-
-    missing: list = field(default_factory=list)
-    unreadable: list = field(default_factory=list)
-    shapes: dict = field(default_factory=dict)
 
 
 def view_state(view) -> tuple:
@@ -76,27 +61,7 @@ def image_headers(view) -> ImageHeaders | None:
     :data:`CHECK_LIMIT` samples)."""
     if len(view) > CHECK_LIMIT:
         return None
-    return cached(view, "image_headers", lambda: _read_headers(view.values("filepath")))
-
-
-def _read_headers(paths) -> ImageHeaders:
-    from PIL import Image
-
-    from fiftyone_intrinsic.core.preprocessing import channels_of
-
-    headers = ImageHeaders()
-    for path in paths:
-        if not os.path.isfile(path):
-            headers.missing.append(path)
-            continue
-        try:
-            with Image.open(path) as image:
-                shape = (image.size[0], image.size[1], channels_of(image))
-        except Exception as error:  # anything PIL cannot identify is reported, with why
-            headers.unreadable.append(f"{path} ({type(error).__name__}: {error})")
-            continue
-        headers.shapes.setdefault(shape, path)
-    return headers
+    return cached(view, "image_headers", lambda: read_image_headers(view.values("filepath")))
 
 
 def non_finite_vectors(view, field_name: str) -> int | None:

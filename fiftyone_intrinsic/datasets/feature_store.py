@@ -26,6 +26,7 @@ import numpy as np
 
 from ..core.preprocessing import preprocess_image
 from ..core.settings import Preprocessing
+from .image_headers import read_image_headers
 
 __all__ = ["store_folder", "store_key", "load_pixels", "decode_pixels", "available_cores"]
 
@@ -185,24 +186,16 @@ def _decode_one(path, preprocessing: Preprocessing):
 
 
 def _check_headers(filepaths, preprocessing: Preprocessing) -> None:
-    """Refuse differing sizes or channel counts from the files' headers alone."""
-    from PIL import Image
-
-    from ..core.preprocessing import channels_of
-
-    shapes, failures = {}, []
-    for path in filepaths:
-        try:
-            with Image.open(path) as image:
-                size = preprocessing.size
-                height, width = (size, size) if size else (image.size[1], image.size[0])
-                channels = preprocessing.channels or channels_of(image)
-        except Exception as error:
-            failures.append(f"{path} ({type(error).__name__}: {error})")
-            continue
-        shapes.setdefault((height, width, channels), path)
-    if failures:
-        raise ValueError(_unreadable_message(failures, len(filepaths)))
+    """Refuse missing or unreadable files, and differing sizes or channel counts after
+    ``preprocessing``, from the files' headers alone."""
+    headers = read_image_headers(filepaths)
+    if headers.failures():
+        raise ValueError(_unreadable_message(headers.failures(), len(filepaths)))
+    shapes = {}
+    for (width, height, channels), path in headers.shapes.items():
+        size = preprocessing.size
+        shape = (size, size) if size else (height, width)
+        shapes.setdefault((*shape, preprocessing.channels or channels), path)
     if len(shapes) > 1:
         raise ValueError(shapes_message(shapes))
 
