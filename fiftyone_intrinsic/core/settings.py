@@ -96,6 +96,19 @@ class DimensionSettings(Settings):
         None, description="'auto' or None (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
     )
 
+    @field_validator("duplicate_tolerance", mode="before")
+    @classmethod
+    def _relative_tolerance(cls, value):
+        """Before the bounds: their generic message would not say why 1.0 is refused."""
+        if isinstance(value, (int, float)) and not 0.0 <= value < 1.0:
+            raise ValueError(
+                f"duplicate_tolerance={value:g} is not a fraction in [0, 1). It is relative to the "
+                "median nearest-neighbour distance of the distinct samples (e.g. 0.2 merges samples "
+                "closer than a fifth of it), not a distance in feature units as in earlier builds: "
+                "divide such a distance by that median."
+            )
+        return value
+
     @field_validator("estimator")
     @classmethod
     def _registered_estimator(cls, value):

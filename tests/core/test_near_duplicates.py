@@ -190,3 +190,14 @@ def test_a_crowded_row_is_refused_without_listing_all_its_neighbours():
     X = np.concatenate([X, X[0] + 1e-4 * np.random.default_rng(9).normal(size=(200, 8))])
     with pytest.raises(ValueError, match=r"would merge at least \d+ of the 1200 distinct samples.*or more\."):
         merge(X, 0.1)
+
+
+@pytest.mark.parametrize("tolerance", [1.0, 3.5, -0.1])
+def test_a_tolerance_outside_0_1_says_it_is_relative(tolerance):
+    """Earlier builds took an absolute distance (e.g. 1.0); now it is a fraction of the
+    median nearest-neighbour distance, and the refusal says so and how to convert."""
+    from fiftyone_intrinsic.core.settings import DimensionSettings
+
+    with pytest.raises(ValueError, match=r"is not a fraction in \[0, 1\).*relative to the median nearest-neighbour "
+                       r"distance.*divide such a distance by that median"):
+        DimensionSettings(duplicate_tolerance=tolerance)
