@@ -138,22 +138,7 @@ def model_images(images: np.ndarray) -> np.ndarray:
 
 # --- one set ---------------------------------------------------------------------------------
 
-class _threads:
-    """torch's CPU threads inside the block (the small CNN runs fastest on one)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        self.before = torch.get_num_threads()
-        if self.n:
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.before)
-
-
-def measure_set(name, domain, images, labels, protocol: Protocol, device: str, log, cnn_threads: int = 1) -> dict:
+def measure_set(name, domain, images, labels, protocol: Protocol, device: str, log) -> dict:
     """Every column of the table for one set."""
     row = {"name": name, "domain": domain, "n_images": int(len(labels))}
     timings = {}
@@ -189,11 +174,10 @@ def measure_set(name, domain, images, labels, protocol: Protocol, device: str, l
         trained.append(model)
         return model
 
-    with _threads(cnn_threads):
-        curve = run_learning_curve(
-            x, labels, sizes=protocol.sizes, test_index=test_index, n_seeds=protocol.seeds,
-            epochs=protocol.epochs, min_steps=protocol.min_steps, model_factory=factory, device=device,
-        )
+    curve = run_learning_curve(
+        x, labels, sizes=protocol.sizes, test_index=test_index, n_seeds=protocol.seeds,
+        epochs=protocol.epochs, min_steps=protocol.min_steps, model_factory=factory, device=device,
+    )
     # the runner builds one probe model, then one per (seed, size), seeds outer
     models = trained[1:]
     assert len(models) == protocol.seeds * len(protocol.sizes), len(trained)
@@ -212,9 +196,8 @@ def measure_set(name, domain, images, labels, protocol: Protocol, device: str, l
     for r, model in enumerate(largest):
         settings = RobustnessSettings(epsilons=(0.0, *PGD_EPSILONS), pgd_steps=protocol.pgd_steps,
                                       bisection_steps=protocol.bisection_steps, device=device, seed=r)
-        with _threads(cnn_threads):
-            report = evaluate_robustness(test_x, model, [str(v) for v in test_y], class_names=curve.class_names,
-                                         settings=settings).attacks
+        report = evaluate_robustness(test_x, model, [str(v) for v in test_y], class_names=curve.class_names,
+                                     settings=settings).attacks
         # the model attacked is the one whose test loss the curve recorded
         assert abs(report.clean_loss - curve.losses[-1, r]) < 1e-3 * max(1.0, curve.losses[-1, r]), (
             report.clean_loss, curve.losses[-1, r])
@@ -298,14 +281,13 @@ def _domains(rows) -> str:
     return "\n".join(lines)
 
 
-def _how_it_ran(device: str, cnn_threads: int) -> str:
+def _how_it_ran(device: str) -> str:
     from threadpoolctl import threadpool_info
 
     pools = sorted({f"{p['internal_api']} {p.get('version')} {p.get('architecture')} x{p['num_threads']}"
                     for p in threadpool_info()})
     gpu = f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""
-    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads for the exact searches, "
-            f"{cnn_threads} for the CNN, device {device}{gpu}; "
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}{gpu}; "
             f"BLAS: {pools}; {os.cpu_count()} CPUs")
 
 
@@ -319,9 +301,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, help="override the protocol's epochs")
     parser.add_argument("--n-paper", type=int, help="also measure d_data and K_F on up to this many images "
                         "(the paper's 1750; about 19 times the cost of 400 at 224 x 224)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads of the exact searches (default: torch's)")
-    parser.add_argument("--cnn-threads", type=int, default=1,
-                        help="torch CPU threads of the small CNN's training and attacks (1: fastest on a CPU)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of torch and of the BLAS (1: on a loaded 2-core machine, two threads "
+                        "made the 224 x 224 search 10 times slower and the small CNN 4 times slower)")
     args = parser.parse_args(argv)
     if not DATA.exists():
         raise SystemExit(f"The real image data is missing: {DATA} (see ../shared/data/README.md).")
@@ -332,8 +314,10 @@ def main(argv=None) -> dict:
         protocol = replace(protocol, epochs=args.epochs)
     if args.n_paper is not None:
         protocol = replace(protocol, n_paper=args.n_paper)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(args.threads)
     if args.device.startswith("cuda"):
         torch.set_float32_matmul_precision("highest")
     args.output.mkdir(parents=True, exist_ok=True)
@@ -342,11 +326,11 @@ def main(argv=None) -> dict:
     def log(message):
         print(f"[{time.perf_counter() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
 
-    log(f"{'quick' if args.quick else 'full'} protocol: {asdict(protocol)}; {_how_it_ran(args.device, args.cnn_threads)}")
+    log(f"{'quick' if args.quick else 'full'} protocol: {asdict(protocol)}; {_how_it_ran(args.device)}")
     rows = []
     for name, domain, loader in SETS:
         images, labels = loader()
-        rows.append(measure_set(name, domain, images, labels, protocol, args.device, log, args.cnn_threads))
+        rows.append(measure_set(name, domain, images, labels, protocol, args.device, log))
 
     relations = _relations(rows, protocol)
     paper_relation = _paper_relation(protocol.resamples)
@@ -358,7 +342,7 @@ def main(argv=None) -> dict:
     ]
     seconds = time.perf_counter() - started
 
-    print(f"How it ran: {_how_it_ran(args.device, args.cnn_threads)}")
+    print(f"How it ran: {_how_it_ran(args.device)}")
     print(f"Protocol ({'quick' if args.quick else 'full'}): d_data (MLE k=20, interval from disjoint subsamples) and exact "
           f"K_F at the paper's preprocessing (per-image max, 224x224, [0, 255]) on {protocol.n_id} class-balanced images "
           f"per set{f' and on up to {protocol.n_paper}' if protocol.n_paper else ''}; built-in SmallCNN at the images' "
