@@ -178,6 +178,12 @@ def draw_rhat(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _bars(center, low, high):
+    """Error-bar lengths below and above ``center``; nan or infinite ends are drawn as 0."""
+    below, above = center - low, high - center
+    return [[below if np.isfinite(below) else 0.0], [above if np.isfinite(above) else 0.0]]
+
+
 def draw_exponent(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
     """Fitted scaling exponent against −1/d_data with both intervals, the line y = x (the
     law's slope) and the paper's −1/d_data values as ticks on the x axis."""
@@ -185,8 +191,10 @@ def draw_exponent(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for row in rows:
         x = -1 / row["d_data"]
-        xerr = [[x - (-1 / row["d_low"])], [(-1 / row["d_high"]) - x]]
-        yerr = [[row["exponent"] - row["exponent_low"]], [row["exponent_high"] - row["exponent"]]]
+        # an interval reaching d <= 0 (few points, few groups) has no −1/d end: drawn open
+        low = -1 / row["d_low"] if row["d_low"] > 0 else -np.inf
+        xerr = _bars(x, low, -1 / row["d_high"])
+        yerr = _bars(row["exponent"], row["exponent_low"], row["exponent_high"])
         ax.errorbar(x, row["exponent"], xerr=xerr, yerr=yerr, fmt="o", color=COLORS[row["domain"]], capsize=3)
     _label_points(ax, [-1 / r["d_data"] for r in rows], [r["exponent"] for r in rows], [r["name"] for r in rows])
     xs = [-1 / r["d_data"] for r in rows] + [-1 / r.d_data for r in paper]

@@ -64,7 +64,11 @@ def test_quick_run_prints_every_set_correlations_and_figures(tmp_path):
         assert low <= estimate <= high and estimate > 0
 
     start = lines.index("| relation | Pearson r [95% CI] | Spearman ρ [95% CI] | resamples left out | paper |")
-    relation_rows = [line for line in lines[start + 2 :] if line.startswith("| ")]
+    relation_rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("| "):
+            break  # the end of the correlation table
+        relation_rows.append(line)
     names = [line.split(" | ")[0][2:] for line in relation_rows]
     assert {"Δloss vs K_F", "R̂ vs K_F", "exponent vs −1/d_data"} <= set(names)
     for line in relation_rows:
