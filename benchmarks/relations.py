@@ -198,7 +198,6 @@ def draw_exponent(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
         ax.errorbar(x, row["exponent"], xerr=xerr, yerr=yerr, fmt="o", color=COLORS[row["domain"]], capsize=3)
     _label_points(ax, [-1 / r["d_data"] for r in rows], [r["exponent"] for r in rows], [r["name"] for r in rows])
     xs = [-1 / r["d_data"] for r in rows] + [-1 / r.d_data for r in paper]
-    ys = [r["exponent"] for r in rows]
     lo, hi = min(xs), max(xs)  # the line over the x range only: it no longer stretches the x axis
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x: exponent = −1/d_data (the law's rate)")
     _rug(ax, [-1 / r.d_data for r in paper], [r.domain for r in paper], "paper's −1/d_data values")
