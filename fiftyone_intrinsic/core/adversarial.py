@@ -98,7 +98,9 @@ def attack_model(
     settings = settings or RobustnessSettings()
     device = resolve_device(settings.device)
     report = progress or (lambda fraction, label: None)
-    images = torch.as_tensor(images, dtype=torch.float32)
+    # contiguous: torchattacks reshapes with .view, which fails on e.g. a transposed
+    # channels-last array
+    images = torch.as_tensor(images, dtype=torch.float32).contiguous()
     targets = torch.as_tensor(targets, dtype=torch.int64)
     if images.min() < 0 or images.max() > 1:
         raise ValueError("Images must lie in [0, 1]; normalization belongs inside the model wrapper.")

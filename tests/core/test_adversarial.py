@@ -141,6 +141,19 @@ def test_training_mode_is_restored(trained):
     model.eval()
 
 
+def test_a_non_contiguous_batch_gives_the_contiguous_result(trained):
+    """Images transposed from another layout (e.g. channels-last (N, H, W, C) arrays) are
+    not contiguous; torchattacks' PGD-L2 reshapes with .view and used to raise on them."""
+    model, images, targets = trained
+    settings = RobustnessSettings(attacks=("pgd_l2",), epsilons_l2=(0.5,), pgd_steps=3, minimal=False, device="cpu")
+    channels_last = images[:8].transpose(2, 3).contiguous().transpose(2, 3)  # same values, other strides
+    assert not channels_last.is_contiguous()
+    expected = attack_model(model, images[:8].contiguous(), targets[:8], settings)
+    found = attack_model(model, channels_last, targets[:8], settings)
+    np.testing.assert_array_equal(found.curves["pgd_l2"].fooled, expected.curves["pgd_l2"].fooled)
+    assert found.curves["pgd_l2"].accuracy == expected.curves["pgd_l2"].accuracy
+
+
 class Broken(torch.nn.Module):
     def __init__(self, outputs=2, nan=False):
         super().__init__()
