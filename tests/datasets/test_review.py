@@ -102,3 +102,13 @@ def test_a_run_stored_before_review_marks_claims_its_tag_on_first_use(kf):
     assert "rq:reviewed" in fi.get_intrinsic_run_info(kf, "rq").config.tags
     fi.delete_intrinsic_run(kf, "rq")
     assert "rq:reviewed" not in kf.count_sample_tags()
+
+
+def test_overwriting_the_run_removes_the_marks_of_the_old_one(kf):
+    """The marks belong to the run they were made for: a replacement starts unreviewed."""
+    mark_reviewed(kf, "rq", _pairs(kf)[0])
+    fi.compute_label_sharpness(kf, "ground_truth", run_key="rq", top=3, overwrite=True, **QUIET)
+    assert "rq:reviewed" not in kf.count_sample_tags()
+    assert "rq:reviewed" in fi.get_intrinsic_run_info(kf, "rq").config.tags  # the new run owns it again
+    mark_reviewed(kf, "rq", _pairs(kf)[0])
+    assert kf.count_sample_tags()["rq:reviewed"] == 2
