@@ -109,8 +109,6 @@ class IntrinsicPropertiesPanel(foo.Panel):
 
     def show_pairs_view(self, ctx):
         """Open the run's saved view of the sharpest pairs."""
-        from fiftyone_intrinsic.datasets.schema import SHARPNESS
-
         key = ctx.panel.state.run_sharpness
         name = SHARPNESS.names(key).view("pairs") if key else None
         if name and ctx.dataset.has_saved_view(name):
@@ -469,8 +467,9 @@ class _Content:
         tag = reviewed_tag(run.key)
         self.text["review"] = (
             f"**Review queue: {sum(self.reviewed)} of {_count(len(self.pair_ids), 'sharp pair')} reviewed**\n\n"
-            "Closest first, each pair side by side with its labels and distance. Click an image or the "
-            "pair's line to show both in the grid (open one there to compare them full size). "
+            "Closest first, each pair side by side with its labels and distance. Click an image to see it "
+            "full size with its pair in the grid behind (the arrows go to the other), or **Show both in "
+            "the grid**. "
             f"**Mark reviewed** tags both images `{tag}`, like tagging them in the grid; tagging them "
             "there counts too. Deleting the run removes this tag from every sample."
         )
