@@ -279,7 +279,8 @@ def test_review_queue_shows_pairs_as_images_and_marks_one_reviewed(app):
 
             page.get_by_role("button", name="Review next 25").click()
             page.get_by_text("25 samples", exact=True).wait_for(timeout=60_000)
-            page.wait_for_timeout(8000)  # the grid draws its tiles
+            page.locator("[data-cy='looker']").nth(24).wait_for(timeout=120_000)  # the grid's 25 tiles
+            page.wait_for_timeout(3000)  # drawn
             page.screenshot(path=ARTIFACTS / "review_next_25.png")
             browser.close()
     finally:
