@@ -12,7 +12,8 @@ Two layers:
   :func:`evaluate_robustness` (also on tensors), :func:`fit_scaling_law`, and
   :func:`list_intrinsic_runs`, :func:`load_intrinsic_results`,
   :func:`get_intrinsic_run_info`, :func:`delete_intrinsic_run`, :func:`rename_intrinsic_run`,
-  :func:`load_sharpest_pairs_view`.
+  :func:`load_sharpest_pairs_view`, and the review queue of a K_F run
+  (:func:`mark_reviewed`, :func:`review_next_view`).
 
 Names load on first use, so that importing the package (as the FiftyOne plugin does on
 every operator lookup) pulls in neither torch nor FiftyOne.
@@ -51,6 +52,9 @@ _EXPORTS = {
     "compute_intrinsic_dimension": "datasets.dimension",
     "compute_label_sharpness": "datasets.sharpness",
     "load_sharpest_pairs_view": "datasets.sharpness",
+    "mark_reviewed": "datasets.review",
+    "unmark_reviewed": "datasets.review",
+    "review_next_view": "datasets.review",
     "compute_representation_dimension": "datasets.representation",
     "evaluate_robustness": "datasets.robustness",
     "fit_scaling_law": "datasets.scaling",

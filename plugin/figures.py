@@ -125,12 +125,16 @@ def id_vs_k(by_k, estimator, dimension, k):
     return traces, _layout("Intrinsic dimension vs k", "neighbours k", "d_data (dimensions)")
 
 
-def local_histogram(values, estimator):
-    """Histogram of the per-sample local estimates."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    traces = [{"type": "histogram", "x": finite, "name": f"local {estimator}", "nbinsx": 40,
-               "hovertemplate": "local d: %{x} dimensions<br>%{y} samples<extra></extra>"}]
-    return traces, _layout("Local intrinsic dimension", "local d (dimensions)", "samples")
+def local_histogram(counts, edges, estimator):
+    """Histogram of the per-sample local estimates, binned already: ``counts`` of the bins
+    between consecutive ``edges``."""
+    lows, highs = edges[:-1], edges[1:]
+    traces = [{"type": "bar", "x": [(lo + hi) / 2 for lo, hi in zip(lows, highs)], "y": counts,
+               "width": [hi - lo for lo, hi in zip(lows, highs)], "customdata": [[lo, hi] for lo, hi in zip(lows, highs)],
+               "name": f"local {estimator}", "marker": {"line": {"width": 0}},
+               "hovertemplate": "local d: %{customdata[0]:.3g} – %{customdata[1]:.3g} dimensions"
+                                "<br>%{y} samples<extra></extra>"}]
+    return traces, _layout("Local intrinsic dimension", "local d (dimensions)", "samples", bargap=0)
 
 
 def robustness_curves(curves, clean_accuracy, norm):

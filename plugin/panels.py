@@ -2,7 +2,8 @@
 comparisons, and one click to the images that matter.
 
 State (round-tripped to the browser on every event) holds only the ids of the sharpest
-pairs; plots go to panel data.
+pairs and small flags; plots and the pairs' thumbnails go to panel data, the thumbnails
+only for the pairs shown and only when those change.
 """
 
 import math
@@ -15,6 +16,7 @@ from fiftyone_intrinsic.datasets.describe import describe_features
 from fiftyone_intrinsic.datasets.schema import DIMENSION, SHARPNESS
 
 from . import figures
+from .thumbnails import THUMBNAIL_SIZE, thumbnail_url
 
 PLUGIN = "@fiftyone-intrinsic/intrinsic"
 PANEL_NAME = "intrinsic_properties"
@@ -43,6 +45,8 @@ class IntrinsicPropertiesPanel(foo.Panel):
     def on_load(self, ctx):
         for slot in SELECTABLE:  # a newly opened panel shows the newest runs
             ctx.panel.state.set(f"run_{slot}", None)
+        ctx.panel.state.pairs_shown = PAIRS_SHOWN
+        ctx.panel.state.thumbnails = None  # a new panel has no panel data yet
         self._refresh(ctx)
 
     def on_change_dataset(self, ctx):
@@ -55,11 +59,60 @@ class IntrinsicPropertiesPanel(foo.Panel):
         self._refresh(ctx)
 
     def show_pair(self, ctx):
-        """Show the two samples of the clicked sharp pair in the grid."""
+        """Show the two samples of the clicked sharp pair in the grid; a click on one of
+        its images (``side`` 0 or 1) also opens that image in the sample modal, where the
+        arrows go to the other."""
         index = int(ctx.params.get("index", 0))
         pairs = ctx.panel.state.pairs or []
         if 0 <= index < len(pairs):
             ctx.ops.set_view(view=ctx.dataset.select(pairs[index], ordered=True))
+            side = ctx.params.get("side")
+            if side in (0, 1):
+                ctx.ops.open_sample(id=pairs[index][side])
+
+    def more_pairs(self, ctx):
+        """Show thumbnails of the next few sharp pairs."""
+        ctx.panel.state.pairs_shown = (ctx.panel.state.pairs_shown or PAIRS_SHOWN) + PAIRS_SHOWN
+        self._refresh(ctx)
+
+    def mark_pair_reviewed(self, ctx):
+        """Tag both samples of the clicked pair ``<run key>:reviewed``."""
+        self._review(ctx, mark=True)
+
+    def unmark_pair_reviewed(self, ctx):
+        """Remove the reviewed tag from both samples of the clicked pair."""
+        self._review(ctx, mark=False)
+
+    def _review(self, ctx, mark):
+        from fiftyone_intrinsic.datasets.review import mark_reviewed, unmark_reviewed
+
+        index = int(ctx.params.get("index", -1))
+        pairs, key = ctx.panel.state.pairs or [], ctx.panel.state.run_sharpness
+        if not key or not 0 <= index < len(pairs):
+            return
+        try:
+            (mark_reviewed if mark else unmark_reviewed)(ctx.dataset, key, pairs[index])
+        except ValueError as error:  # e.g. the tag is somebody's own
+            ctx.ops.notify(str(error), variant="error")
+            return
+        ctx.ops.reload_samples()  # the grid and the sidebar's tag counts
+        self._refresh(ctx)
+
+    def review_next(self, ctx):
+        """Show the next samples to review: closest to an image of another label, not yet
+        marked reviewed."""
+        from fiftyone_intrinsic.datasets.review import review_next_view
+
+        key = ctx.panel.state.run_sharpness
+        if key and ctx.dataset.has_run(key):
+            ctx.ops.set_view(view=review_next_view(ctx.dataset, key, REVIEW_BATCH))
+
+    def show_pairs_view(self, ctx):
+        """Open the run's saved view of the sharpest pairs."""
+        key = ctx.panel.state.run_sharpness
+        name = SHARPNESS.names(key).view("pairs") if key else None
+        if name and ctx.dataset.has_saved_view(name):
+            ctx.ops.set_view(name=name)
 
     def show_duplicates(self, ctx):
         """Show the conflicting duplicates (identical images, different labels)."""
@@ -116,12 +169,59 @@ class IntrinsicPropertiesPanel(foo.Panel):
             choices[slot] = [[r.key, r.label()] for r in runs_of(summary, slot)] if summary else []
         ctx.panel.state.run_choices = choices
         ctx.panel.state.pairs = content.pair_ids
+        ctx.panel.state.reviewed = content.reviewed
+        self._thumbnails(ctx, content)
         ctx.panel.state.duplicate_tag = content.duplicate_tag
         ctx.panel.state.duplicates_run = content.duplicates_run
         ctx.panel.state.summary = content.text
         for name, (traces, layout) in content.plots.items():
             ctx.panel.data.set(name, traces)
             ctx.panel.state.set(f"layout_{name}", layout)
+
+    def _thumbnails(self, ctx, content):
+        """Thumbnails of the pairs shown, to panel data, when the pairs shown changed."""
+        shown = content.pair_ids[: ctx.panel.state.pairs_shown or PAIRS_SHOWN]
+        signature = "|".join(",".join(pair) for pair in shown)
+        if not shown or ctx.panel.state.thumbnails == signature:
+            return
+        ids = list(dict.fromkeys(i for pair in shown for i in pair))
+        paths = dict(zip(*ctx.dataset.select(ids).values(["id", "filepath"])))  # where the files are now
+        for index, pair in enumerate(shown):
+            stored = content.pair_paths[index]
+            ctx.panel.data.set(f"pair_row_{index}", {
+                f"image_{index}_{side}": thumbnail_url(paths.get(sample, path))
+                for side, sample, path in zip("ab", pair, stored)
+            })
+        ctx.panel.state.thumbnails = signature
+
+    def _review_queue(self, panel, state, text):
+        """The sharpest pairs side by side, each with its labels, distance and buttons, then
+        the controls for more."""
+        labels, reviewed = text.get("pair_labels", []), state.reviewed or []
+        shown = min(len(labels), state.pairs_shown or PAIRS_SHOWN)
+        for index in range(shown):
+            row = panel.h_stack(f"pair_row_{index}", align_x="left", align_y="center", gap=2)
+            for side, (name, label) in zip("ab", text["pair_sides"][index]):
+                row.img(f"image_{index}_{side}", on_click=self.show_pair, params={"index": index, "side": "ab".index(side)},
+                        height=f"{THUMBNAIL_SIZE}px", width=f"{THUMBNAIL_SIZE}px", alt_text=f"{name} (label {label})")
+            about = row.v_stack(f"pair_about_{index}", align_x="left", gap=1)
+            about.md(labels[index], name=f"pair_caption_{index}")
+            buttons = about.h_stack(f"pair_buttons_{index}", align_x="left", gap=1)
+            buttons.btn(f"pair_{index}", label="Show both in the grid", on_click=self.show_pair,
+                        params={"index": index}, variant="outlined")
+            done = index < len(reviewed) and reviewed[index]
+            buttons.btn(f"review_{index}", label="Reviewed ✓ (undo)" if done else "Mark reviewed",
+                        on_click=self.unmark_pair_reviewed if done else self.mark_pair_reviewed,
+                        params={"index": index}, variant="outlined" if done else "contained")
+        actions = panel.h_stack("review_actions", align_x="left", gap=1)
+        if shown < len(labels):
+            more = min(PAIRS_SHOWN, len(labels) - shown)
+            actions.btn("more_pairs", label=f"Show {more} more pair{'s' if more > 1 else ''}",
+                        on_click=self.more_pairs, variant="outlined")
+        actions.btn("review_next", label=f"Review next {REVIEW_BATCH}", on_click=self.review_next,
+                    variant="contained")
+        actions.btn("show_pairs_view", label="Open the saved pairs view", on_click=self.show_pairs_view,
+                    variant="outlined")
 
     def render(self, ctx):
         panel = types.Object()
@@ -150,9 +250,9 @@ class IntrinsicPropertiesPanel(foo.Panel):
             if section == "sharpness":
                 if state.duplicate_tag:
                     panel.btn("show_duplicates", label="Show conflicting duplicates", on_click=self.show_duplicates)
-                for index, label in enumerate(text.get("pair_labels", [])):
-                    panel.btn(f"pair_{index}", label=label, on_click=self.show_pair, params={"index": index},
-                              variant="outlined")
+                if text.get("review"):
+                    panel.md(text["review"], name="text_review")
+                    self._review_queue(panel, state, text)
                 for index, (hub, label) in enumerate(text.get("hubs", [])):
                     panel.btn(f"hub_{index}", label=label, on_click=self.show_hub, params={"id": hub},
                               variant="outlined")
@@ -167,6 +267,11 @@ class IntrinsicPropertiesPanel(foo.Panel):
                                     variant="outlined")
         return types.Property(panel, view=types.GridView(orientation="vertical", gap=2, px=2, py=2))
 
+
+#: Sharp pairs shown with thumbnails at first, and added by each "more" click.
+PAIRS_SHOWN = 5
+#: Samples the "Review next" button shows.
+REVIEW_BATCH = 25
 
 #: Sections with a run selector (when the dataset holds more than one run of their method).
 SELECTABLE = ("dimension", "sharpness")
@@ -208,6 +313,7 @@ class _Content:
     def __init__(self, summary, dataset):
         self._dataset = dataset
         self.text, self.plots, self.pair_ids, self.duplicate_tag = {}, {}, [], None
+        self.pair_paths, self.reviewed = [], []
         self.duplicates_run = None
         if summary is None:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
@@ -290,9 +396,9 @@ class _Content:
         )
         if r.by_k:
             self.plots["id_vs_k"] = figures.id_vs_k(r.by_k, r.estimator, r.dimension, r.k)
-        local = _local_values(self._dataset, run)
-        if local:
-            self.plots["local_dimension"] = figures.local_histogram(local, r.estimator)
+        histogram = _local_histogram(self._dataset, run)
+        if histogram:
+            self.plots["local_dimension"] = figures.local_histogram(*histogram, r.estimator)
 
     def _sharpness(self, summary):
         run = summary.sharpness
@@ -320,12 +426,16 @@ class _Content:
             f"Run `{run.key}` on `{run.config.get('label_field')}` (classes {classes}); "
             f"features: {describe_features(run.features)}. "
             f"**{_count(duplicates, 'conflicting duplicate')}** (identical images, different labels). "
-            + ("Sharpest pairs, closest first (click to show both images):" if pairs else "")
         )
         self.pair_ids = [[p["id_i"], p["id_j"]] for p in pairs]
+        self.pair_paths = [[p["filepath_i"], p["filepath_j"]] for p in pairs]
+        self.text["pair_sides"] = [[[_short(p["filepath_i"]), p["label_i"]], [_short(p["filepath_j"]), p["label_j"]]]
+                                   for p in pairs]
+        if pairs:
+            self._review(run)
         self.text["pair_labels"] = [
-            f"{rank}. {_num(p['distance'])} apart: {_short(p['filepath_i'])} (label {p['label_i']}) ↔ "
-            f"{_short(p['filepath_j'])} (label {p['label_j']})"
+            f"**{rank}.** {_num(p['distance'])} apart: {_short(p['filepath_i'])} (label **{p['label_i']}**) ↔ "
+            f"{_short(p['filepath_j'])} (label **{p['label_j']}**)"
             for rank, p in enumerate(pairs, start=1)
         ]
         hubs = _hubs(pairs)
@@ -341,12 +451,28 @@ class _Content:
         )
         self.text["next_sharpness"] = (
             "**Next:** review the sharpest pairs above: two images that close with different labels "
-            f"are most often a label error or a near-copy across classes.{hub_note} For more, sort the "
-            f"grid by `{distance_field}` (each image's distance to the closest image of another label), "
-            "ascending. Relabel or remove what is wrong, then run **Compute K_F** again."
+            f"are most often a label error or a near-copy across classes.{hub_note} For more, "
+            f"**Review next {REVIEW_BATCH}** sorts the grid by `{distance_field}` (each image's distance "
+            "to the closest image of another label), ascending, leaving out what is marked reviewed. "
+            "Relabel or remove what is wrong, then run **Compute K_F** again."
         )
         if duplicates:
             self.duplicate_tag = SHARPNESS.names(run.key).tag("duplicate")
+
+    def _review(self, run):
+        """The review queue's heading: how many of the sharp pairs are reviewed, and how."""
+        from fiftyone_intrinsic.datasets.review import reviewed_pairs, reviewed_tag
+
+        self.reviewed = reviewed_pairs(self._dataset, run.key, self.pair_ids) if self._dataset is not None else []
+        tag = reviewed_tag(run.key)
+        self.text["review"] = (
+            f"**Review queue: {sum(self.reviewed)} of {_count(len(self.pair_ids), 'sharp pair')} reviewed**\n\n"
+            "Closest first, each pair side by side with its labels and distance. Click an image to see it "
+            "full size with its pair in the grid behind (the arrows go to the other), or **Show both in "
+            "the grid**. "
+            f"**Mark reviewed** tags both images `{tag}`, like tagging them in the grid; tagging them "
+            "there counts too. Deleting the run removes this tag from every sample."
+        )
 
     def _robustness(self, summary):
         run = summary.robustness
@@ -500,9 +626,16 @@ def _row(summary, current):
     }
 
 
-def _local_values(dataset, run):
+def _local_histogram(dataset, run, bins=40):
+    """``(counts, edges)`` of the run's per-sample local estimates, binned by the database
+    (a FiftyOne aggregation): the browser gets ``bins`` numbers, not one per sample."""
     field = DIMENSION.names(run.key).field("local_dimension")
-    return dataset.values(field) if dataset.has_sample_field(field) else []
+    if dataset is None or not dataset.has_sample_field(field):
+        return None
+    counts, edges, _ = dataset.exists(field).histogram_values(field, bins=bins)
+    if not any(counts):
+        return None
+    return [int(c) for c in counts], [float(e) for e in edges]
 
 
 def _run_line(run):

@@ -44,6 +44,7 @@ __all__ = [
     "run_status",
     "incomplete_message",
     "names_of",
+    "shared_tags_of",
     "check_names_free",
     "move_run_names",
 ]
@@ -97,8 +98,10 @@ class IntrinsicRun(fors.Run):
             if dataset.has_sample_field(field):
                 dataset.delete_sample_field(field)
         tagged = getattr(self.config, "tagged", None)
+        shared = shared_tags_of(self.config, key)
         for tag in getattr(self.config, "tags", []):
-            if tagged is None:  # older runs did not record the samples they tagged
+            # older runs did not record the samples they tagged; people apply shared tags
+            if tagged is None or tag in shared:
                 dataset.untag_samples(tag)
             elif tagged.get(tag):
                 dataset.select(tagged[tag]).untag_samples(tag)
@@ -336,6 +339,14 @@ def names_of(config, key: str) -> RunNames:
     return config.schema.names(key, attacks=_attacks_of(config))
 
 
+def shared_tags_of(config, key: str) -> set:
+    """The tags of run ``key`` that people apply too (:attr:`~.schema.RunSchema.shared_tags`),
+    among those its config records."""
+    tags = names_of(config, key).tags
+    recorded = set(getattr(config, "tags", None) or [])
+    return {tags[role] for role in config.schema.shared_tags if role in tags and tags[role] in recorded}
+
+
 def check_names_free(dataset, names: RunNames, owned: RunNames | None = None, existing_tags=None) -> None:
     """Refuse sample fields, tags and saved views that exist and are not in ``owned``
     (the names of the run being replaced); ``existing_tags``: the dataset's sample tags,
@@ -370,14 +381,16 @@ def move_run_names(dataset, key: str, config, new: RunNames) -> None:
         if before != after and dataset.has_sample_field(before):
             dataset.rename_sample_field(before, after)
     tagged = getattr(config, "tagged", None)
+    shared = shared_tags_of(config, key)
     for before, after in roles("tags"):
         if before == after:
             continue
-        ids = tagged.pop(before, []) if tagged is not None else dataset.match_tags(before).values("id")
+        recorded = tagged is not None and before not in shared
+        ids = tagged.pop(before, []) if recorded else dataset.match_tags(before).values("id")
         if ids:
             dataset.select(ids).tag_samples(after)
             dataset.select(ids).untag_samples(before)
-            if tagged is not None:
+            if recorded:
                 tagged[after] = ids
     for before, after in roles("saved_views"):
         if before != after and dataset.has_saved_view(before):

@@ -60,6 +60,8 @@ class RunSchema:
         fields, tags, saved_views: role → template.
         per_attack_fields: role → template expanded once per attack of the run
             (the role becomes ``"<role>:<attack>"``).
+        shared_tags: tag roles that people apply too (in the App, by hand): the run does
+            not record which samples carry them, and deleting it untags every sample.
     """
 
     method: str
@@ -67,6 +69,7 @@ class RunSchema:
     tags: Mapping[str, str] = field(default_factory=dict)
     saved_views: Mapping[str, str] = field(default_factory=dict)
     per_attack_fields: Mapping[str, str] = field(default_factory=dict)
+    shared_tags: Sequence[str] = ()
 
     def names(self, run_key: str, attacks: Sequence[str] = ()) -> RunNames:
         """The names ``run_key`` owns.
@@ -93,9 +96,14 @@ DIMENSION = RunSchema(
 )
 SHARPNESS = RunSchema(
     "label_sharpness",
-    fields={"distance": "{key}_nearest_other_distance", "neighbor": "{key}_nearest_other_id"},
-    tags={"pair": "{key}:sharp_pair", "duplicate": "{key}:conflicting_duplicate"},
+    fields={
+        "distance": "{key}_nearest_other_distance", "neighbor": "{key}_nearest_other_id",
+        # ranks (1 = sharpest) of the sharp pairs a sample is in: a hub is in several
+        "pair_ranks": "{key}_pair_ranks",
+    },
+    tags={"pair": "{key}:sharp_pair", "duplicate": "{key}:conflicting_duplicate", "reviewed": "{key}:reviewed"},
     saved_views={"pairs": "{key}_sharp_pairs"},
+    shared_tags=("reviewed",),
 )
 REPRESENTATION = RunSchema(
     "representation_dimension",

@@ -34,11 +34,16 @@ def compute_label_sharpness(
     """Measure the exact label sharpness K_F of a collection and store it as a run.
 
     Writes ``<run_key>_nearest_other_distance`` (distance to the nearest sample with
-    another label) and ``<run_key>_nearest_other_id`` (its id); tags the samples of the
-    ``top`` sharpest pairs ``<run_key>:sharp_pair`` and the conflicting duplicates
-    (identical inputs, different labels) ``<run_key>:conflicting_duplicate``; saves the
-    view ``<run_key>_sharp_pairs`` with the conflicting duplicates, then each sharp pair,
-    side by side (the names come from :data:`~.schema.SHARPNESS`).
+    another label) and ``<run_key>_nearest_other_id`` (its id); on the samples of the
+    ``top`` sharpest pairs, ``<run_key>_pair_ranks`` (the ranks of the pairs each is in,
+    1 = sharpest: a hub sample is in several) and the tag ``<run_key>:sharp_pair``; tags the
+    conflicting duplicates (identical inputs, different labels)
+    ``<run_key>:conflicting_duplicate``; saves the view ``<run_key>_sharp_pairs`` with the
+    conflicting duplicates, then the sharp pairs in rank order, each pair side by side
+    unless one of its samples already showed with a sharper pair (the names come from
+    :data:`~.schema.SHARPNESS`). The run also owns the tag ``<run_key>:reviewed``, which
+    :func:`~.review.mark_reviewed` (or a person, in the App) applies; deleting the run
+    removes it from every sample.
 
     Args:
         samples: a FiftyOne dataset or view.
@@ -83,6 +88,12 @@ def _measure_and_store(samples, claim, labels, label_field, settings, feature_se
         )
         neighbor_ids = [ids[j] if j >= 0 else None for j in result.nearest_index.tolist()]
         samples.set_values(names.field("neighbor"), dict(zip(ids, neighbor_ids)), key_field="id")
+        ranks = {}
+        for rank, pair in enumerate(pair_ids, start=1):
+            for sample_id in dict.fromkeys(pair):
+                ranks.setdefault(sample_id, []).append(rank)
+        if ranks:
+            samples.set_values(names.field("pair_ranks"), ranks, key_field="id")
         dataset = samples._root_dataset
         claim.tag_samples("pair", sorted({i for pair in pair_ids for i in pair}))
         claim.tag_samples("duplicate", sorted({i for pair in duplicate_ids for i in pair}))

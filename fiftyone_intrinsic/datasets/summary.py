@@ -1,16 +1,23 @@
 """Read-only summaries of stored runs, for panels and reports: the latest run of each kind
-on a dataset, and the other datasets of the database whose runs are comparable."""
+on a dataset, and the other datasets of the database whose runs are comparable.
+
+A panel asks for them on every view change, so complete runs are summarized once per
+process: a complete run never changes its results, and a replaced or renamed run gets
+another key or timestamp (:func:`summarize_run`). The rest of the database is surveyed
+from its run documents, without their results (:func:`comparable_summaries`).
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
-
 from .describe import describe_features
 from .results import IntrinsicResults
-from .runs import list_intrinsic_runs, load_intrinsic_results
-from .schema import DIMENSION, REPRESENTATION, ROBUSTNESS, SCALING, SHARPNESS
+from .runs import IntrinsicRunConfig, is_complete, load_intrinsic_results
+from .schema import DIMENSION, METHODS, REPRESENTATION, ROBUSTNESS, SCALING, SHARPNESS
 
 __all__ = [
     "RunSummary", "DatasetSummary", "DuplicateGroups", "summarize_dataset", "comparable_summaries",
@@ -77,20 +84,49 @@ def summarize_dataset(dataset, chosen: Optional[dict] = None) -> DatasetSummary:
     """Summaries of this library's complete runs on ``dataset``: for each method the run
     ``chosen`` names (slot → run key, e.g. ``{"sharpness": "kf_test"}``), else the newest
     (preferring the paper's MLE estimator for d_data)."""
-    every = [summarize_run(dataset, key) for key in list_intrinsic_runs(dataset)]
+    every, incomplete = [], []
+    for key in dataset.list_runs():
+        info = dataset.get_run_info(key)
+        if not isinstance(info.config, IntrinsicRunConfig):
+            continue
+        if is_complete(info.config):
+            every.append(summarize_run(dataset, key, info))
+        else:
+            incomplete.append(key)
     latest = {}
     for slot in set(_SLOTS.values()):
         runs = [r for r in every if _SLOTS[r.method] == slot]
         wanted = [r for r in runs if r.key == (chosen or {}).get(slot)]
         if runs:
             latest[slot] = wanted[0] if wanted else max(runs, key=_rank)
-    incomplete = list_intrinsic_runs(dataset, status="incomplete")
     return DatasetSummary(name=dataset.name, n_samples=len(dataset), runs=every, incomplete=incomplete, **latest)
 
 
-def summarize_run(dataset, key: str) -> RunSummary:
-    """The summary of one stored run of this library."""
-    info = dataset.get_run_info(key)
+#: Summaries of complete runs by (dataset id, key, timestamp): the most recent few hundred.
+_SUMMARIES: "OrderedDict[tuple, RunSummary]" = OrderedDict()
+_SUMMARIES_LOCK = threading.Lock()
+_SUMMARIES_KEPT = 256
+
+
+def summarize_run(dataset, key: str, info=None) -> RunSummary:
+    """The summary of one stored run of this library (``info``: its run info, when the
+    caller has it). A complete run is read from the database once per process."""
+    info = info or dataset.get_run_info(key)
+    cache_key = (str(dataset._doc.id), key, str(info.timestamp))
+    with _SUMMARIES_LOCK:
+        if cache_key in _SUMMARIES:
+            _SUMMARIES.move_to_end(cache_key)
+            return _SUMMARIES[cache_key]
+    summary = _summarize_run(dataset, key, info)
+    if is_complete(info.config):
+        with _SUMMARIES_LOCK:
+            _SUMMARIES[cache_key] = summary
+            while len(_SUMMARIES) > _SUMMARIES_KEPT:
+                _SUMMARIES.popitem(last=False)
+    return summary
+
+
+def _summarize_run(dataset, key, info) -> RunSummary:
     results = load_intrinsic_results(dataset, key)
     stages = tuple(getattr(dataset.load_run_view(key), "_stages", ()))
     n_samples = getattr(results, "n_samples", None)
@@ -150,16 +186,48 @@ def comparable_summaries(reference: DatasetSummary) -> list[DatasetSummary]:
     if anchor is None:
         return []
     found = []
-    for name in fo.list_datasets():
-        if name == reference.name:
-            continue
-        try:
-            other = summarize_dataset(fo.load_dataset(name))
-        except Exception:  # a dataset another tool broke must not break the panel
-            continue
+    for name, signature in _candidates(reference.name, anchor.features).items():
+        with _SUMMARIES_LOCK:
+            other = _DATASETS.get((name, signature))
+        if other is None:
+            try:
+                other = summarize_dataset(fo.load_dataset(name))
+            except Exception:  # a dataset another tool broke must not break the panel
+                continue
+            with _SUMMARIES_LOCK:
+                _DATASETS[(name, signature)] = other
+                while len(_DATASETS) > _SUMMARIES_KEPT:
+                    _DATASETS.popitem(last=False)
         if any(r.features == anchor.features for r in (other.sharpness, other.dimension) if r):
             found.append(other)
     return found
+
+
+#: Dataset summaries by (name, the keys and timestamps of its complete runs).
+_DATASETS: "OrderedDict[tuple, DatasetSummary]" = OrderedDict()
+
+
+def _candidates(exclude: str, features: dict) -> dict:
+    """Datasets other than ``exclude`` with a complete sharpness or dimension run of
+    ``features``: name → the (key, timestamp) of each of their complete runs of this
+    library. Two queries on run documents, without their results."""
+    import fiftyone.core.odm as foo
+
+    conn = foo.get_db_conn()
+    names, run_ids = {}, []
+    for doc in conn.datasets.find({"name": {"$ne": exclude}}, {"name": 1, "runs": 1}):
+        names[doc["_id"]] = doc["name"]
+        run_ids.extend((doc.get("runs") or {}).values())
+    runs, matching = {}, set()
+    fields = {"_dataset_id": 1, "key": 1, "timestamp": 1, "config.method": 1, "config.status": 1, "config.features": 1}
+    for doc in conn.runs.find({"_id": {"$in": run_ids}, "config.method": {"$in": list(METHODS)}}, fields):
+        config = doc.get("config") or {}
+        if config.get("status", "complete") != "complete" or doc.get("_dataset_id") not in names:
+            continue
+        runs.setdefault(doc["_dataset_id"], []).append((doc.get("key"), str(doc.get("timestamp"))))
+        if config.get("method") in (SHARPNESS.method, DIMENSION.method) and config.get("features") == features:
+            matching.add(doc["_dataset_id"])
+    return {names[i]: tuple(sorted(runs[i])) for i in sorted(matching, key=lambda i: names[i])}
 
 
 def _rank(summary: RunSummary):

@@ -1,7 +1,7 @@
 """End to end in a real browser: the FiftyOne App served on 127.0.0.1 with real data, the
 Intrinsic properties panel opened from the "+" menu, an operator run from the panel's
-button, the values rendered, a sharp pair clicked and shown in the grid. Screenshots go to
-``test-artifacts/``.
+button, the values rendered, a sharp pair clicked and shown in the grid, the review queue's
+images clicked and a pair marked reviewed. Screenshots go to ``test-artifacts/``.
 
 ``.ci/setup.sh`` installs what this needs: Debian's ``chromium`` (apt-get) and the
 ``playwright`` package (the ``test`` extra); no browser is downloaded. Without them the
@@ -77,9 +77,12 @@ def _start_server(folder):
     """An App server on a free port of 127.0.0.1, its log in ``folder``; (process, url)."""
     port = _free_port()
     log = open(folder / f"server-{port}.log", "w")
+    # the library of this checkout, as the tests import it: an installed copy may be another
+    # checkout's (a worktree) and lack what this checkout's plugin imports
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--address", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+        stdout=log, stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -160,7 +163,8 @@ def test_panel_runs_an_operator_and_shows_a_sharp_pair(app):
         page.get_by_text("review the sharpest pairs above").first.wait_for(state="attached", timeout=60_000)
         page.screenshot(path=ARTIFACTS / "panel_breastmnist_after_kf.png", full_page=True)
 
-        page.get_by_role("button", name=re.compile(r"^1\. .* apart: ")).click()
+        page.get_by_text(re.compile(r"^1\. .* apart: ")).first.wait_for(state="attached", timeout=30_000)
+        page.get_by_role("button", name="Show both in the grid").first.click()
         page.get_by_text("2 samples", exact=True).wait_for(timeout=60_000)
         page.screenshot(path=ARTIFACTS / "grid_sharpest_pair_breastmnist.png")
         browser.close()
@@ -281,7 +285,11 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
             expect(selector).to_contain_text("kf_holdout: 200 samples", timeout=60_000)
             selector.click()
             page.get_by_role("option", name=re.compile(r"^label_sharpness: 1,000 samples")).click()
-            page.get_by_text("Run label_sharpness: 1,000 samples").first.wait_for(timeout=60_000)
+            try:
+                page.get_by_text("Run label_sharpness: 1,000 samples").first.wait_for(timeout=60_000)
+            except Exception:
+                page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_choice_failed.png", full_page=True, timeout=120_000)
+                raise
             expect(refusal).to_have_count(0, timeout=60_000)  # both runs now cover the same 1,000
             stored = fi.load_intrinsic_results(dataset, "label_sharpness")
             page.get_by_text(f"Label sharpness K_F = {stored.k_f:.4g}").first.wait_for(timeout=60_000)
@@ -291,3 +299,55 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
         server.terminate()
         server.wait(timeout=30)
         fi.delete_intrinsic_run(dataset, "kf_holdout")
+
+
+def test_review_queue_shows_pairs_as_images_and_marks_one_reviewed(app):
+    """The sharpest pairs side by side as images; a click on one shows its pair in the grid
+    and opens it; "Mark reviewed" tags both samples in the database; "Review next 25" shows
+    the unreviewed samples closest to another label."""
+    from playwright.sync_api import sync_playwright
+
+    dataset = app["natural"]
+    pair = fi.load_intrinsic_results(dataset, "label_sharpness").pairs[0]
+    tag = "label_sharpness:reviewed"
+    server, url = _start_server(app["folder"])  # a server of its own, as above
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            _open_panel(page, url, dataset)
+            heading = page.get_by_text("Review queue: 0 of 10 sharp pairs reviewed").first
+            heading.wait_for(timeout=60_000)
+            images = page.locator("img[src^='data:image/png;base64,']")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll(\"img[src^='data:image/png;base64,']\")]"
+                ".filter(i => i.complete && i.naturalWidth > 0).length >= 10", timeout=60_000)
+            assert images.count() == 10  # the first 5 pairs, two images each
+            page.get_by_role("button", name="Show 5 more pairs").wait_for(timeout=30_000)
+            images.first.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / "panel_review_queue.png")
+
+            images.nth(1).click()  # the second image of the sharpest pair
+            page.get_by_text("2 samples", exact=True).wait_for(timeout=60_000)
+            page.get_by_text(pair["filepath_j"]).first.wait_for(timeout=60_000)  # its modal
+            page.screenshot(path=ARTIFACTS / "review_pair_opened.png")
+            page.keyboard.press("Escape")
+
+            page.get_by_role("button", name="Mark reviewed").first.click()
+            page.get_by_text("Review queue: 1 of 10 sharp pairs reviewed").first.wait_for(timeout=60_000)
+            page.get_by_role("button", name="Reviewed ✓ (undo)").first.wait_for(timeout=30_000)
+            dataset.reload()
+            assert set(dataset.match_tags(tag).values("id")) == {pair["id_i"], pair["id_j"]}
+            page.get_by_text("Review queue: 1 of 10").first.scroll_into_view_if_needed()
+            page.screenshot(path=ARTIFACTS / "panel_review_queue_marked.png")
+
+            page.get_by_role("button", name="Review next 25").click()
+            page.get_by_text("25 samples", exact=True).wait_for(timeout=60_000)
+            page.locator("[data-cy='looker']").nth(24).wait_for(timeout=120_000)  # the grid's 25 tiles
+            page.wait_for_timeout(3000)  # drawn
+            page.screenshot(path=ARTIFACTS / "review_next_25.png")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        dataset.untag_samples(tag)

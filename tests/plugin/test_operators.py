@@ -86,7 +86,7 @@ def test_operators_give_the_library_numbers(breast):
     assert info["results"]["k_f"] == expected_kf.k_f
     assert info["config"]["label_field"] == "ground_truth"
     deleted = foo.get_operator(uri("delete_intrinsic_run"))(breast, "op_kf")
-    assert deleted["fields"] == ["op_kf_nearest_other_distance", "op_kf_nearest_other_id"]
+    assert deleted["fields"] == ["op_kf_nearest_other_distance", "op_kf_nearest_other_id", "op_kf_pair_ranks"]
     assert "op_kf" not in breast.list_runs() and "op_kf:sharp_pair" not in breast.count_sample_tags()
     foo.get_operator(uri("delete_intrinsic_run"))(breast, "op_id")
 

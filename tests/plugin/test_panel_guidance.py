@@ -71,12 +71,13 @@ def test_sharpness_says_what_it_means_and_what_to_do(constructed):
     assert "L2 distance over 8x8x1 pixels with intensities in [0, 255]" in text
     assert "Higher K_F means labels change over a shorter distance" in text
     assert "label error or a near-copy across classes" in text
-    assert "sort the grid by `label_sharpness_nearest_other_distance`" in text
+    assert "**Review next 25** sorts the grid by `label_sharpness_nearest_other_distance`" in text
     assert "(classes `benign`, `malignant`)" in text
     assert "Not placed against the paper's medical (1.35e-4 – 3.43e-4) and natural (6.1e-5 – 1.59e-4)" in text  # 8 px, not 224
-    labels = [run.buttons()[f"pair_{i}"]["label"] for i in range(5)]
-    assert [label.split(" apart")[0] for label in labels] == [f"{i}. {d}" for i, d in enumerate(OFFSETS, 1)]
-    assert "(label benign) ↔" in labels[0] and "(label malignant)" in labels[0] and "[" not in labels[0]
+    captions = dict(run.properties())
+    labels = [captions[f"pair_caption_{i}"]["default"] for i in range(5)]
+    assert [label.split(" apart")[0] for label in labels] == [f"**{i}.** {d}" for i, d in enumerate(OFFSETS, 1)]
+    assert "(label **benign**) ↔" in labels[0] and "(label **malignant**)" in labels[0] and "[" not in labels[0]
 
 
 def test_hub_sample_is_called_out_with_its_count(constructed):
