@@ -148,6 +148,14 @@ class IntrinsicPropertiesPanel(foo.Panel):
         """The K_F run selector changed: show that run and recompute the comparisons."""
         self._choose(ctx, "sharpness")
 
+    def choose_robustness_run(self, ctx):
+        """The robustness run selector changed: show that run."""
+        self._choose(ctx, "robustness")
+
+    def choose_scaling_run(self, ctx):
+        """The scaling-law run selector changed: show that run."""
+        self._choose(ctx, "scaling")
+
     def _choose(self, ctx, slot):
         value = ctx.params.get("value")
         if value:
@@ -274,8 +282,9 @@ PAIRS_SHOWN = 5
 REVIEW_BATCH = 25
 
 #: Sections with a run selector (when the dataset holds more than one run of their method).
-SELECTABLE = ("dimension", "sharpness")
-SELECTOR_LABELS = {"dimension": "d_data run shown", "sharpness": "K_F run shown"}
+SELECTABLE = ("dimension", "sharpness", "robustness", "scaling")
+SELECTOR_LABELS = {"dimension": "d_data run shown", "sharpness": "K_F run shown",
+                   "robustness": "Robustness run shown", "scaling": "Scaling-law run shown"}
 
 #: Plotly config: no mode bar (it covered the titles at panel width), no logo.
 PLOT_CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}

@@ -100,3 +100,32 @@ def test_a_collapsed_twonn_run_shows_no_interval(dataset_name, tmp_path):
     text = chosen.markdown()
     assert f"d_data = {twonn.dimension:.2f}**" in text and "95% CI" not in text
     assert f"**Collapsed:** TwoNN is far below MLE on the same samples (run `intrinsic_dimension`: {mle.dimension:.2f})" in text
+
+
+def test_robustness_runs_are_chosen_like_the_others(two_views):
+    """Two robustness runs (the whole dataset, and its test samples): the newest is shown,
+    a selector offers both with their samples, and choosing the other shows it."""
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    common = dict(class_names=["a", "b", "c"], model_input=dict(size=8, channels=1, mean=(0.0,), std=(1.0,)),
+                  attacks=("fgsm",), epsilons=(0, 2), minimal=False, **QUIET)
+    fi.evaluate_robustness(two_views, model, run_key="robust_all", **common)
+    fi.evaluate_robustness(two_views.match_tags("test"), model, run_key="robust_test", **common)
+    try:
+        loaded = PanelRun(two_views, "on_load")
+        assert loaded.state["run_robustness"] == "robust_test"
+        labels = dict(loaded.state["run_choices"]["robustness"])
+        assert list(labels) == ["robust_test", "robust_all"]
+        assert labels["robust_all"].startswith("robust_all: 60 samples, the whole dataset, ")
+        selector = dict(loaded.properties())["run_robustness"]
+        assert selector["on_change"].endswith("choose_robustness_run")
+        assert "**Adversarial robustness** (run `robust_test`)" in loaded.markdown()
+        chosen = PanelRun(two_views, "choose_robustness_run", state=loaded.state, params={"value": "robust_all"})
+        assert chosen.state["run_robustness"] == "robust_all"
+        assert "**Adversarial robustness** (run `robust_all`)" in chosen.markdown()
+        assert "on 60 samples" in chosen.markdown()
+    finally:
+        for key in ("robust_all", "robust_test"):
+            fi.delete_intrinsic_run(two_views, key)
