@@ -218,6 +218,45 @@ def robustness_vs_sharpness(rows):
                            yaxis={"type": "log", **log_ticks(ys + bounds)})
 
 
+def delta_loss_vs_sharpness(rows):
+    """FGSM Δloss at 2/255 (nats) against K_F across datasets (log K_F). No fitted line:
+    each point has its own model."""
+    xs = [row["r_hat_k_f"] for row in rows]
+    ys = [row["delta_loss"] for row in rows]
+    names = [row["name"] for row in rows]
+    texts, positions = place_labels(xs, ys, names, log_x=True)
+    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (FGSM Δloss)", "x": xs, "y": ys,
+               "text": texts, "textposition": positions, "customdata": names,
+               "hovertemplate": _hover("K_F (1/feature units)", "Δloss (nats)", name=True).replace(
+                   "%{text}", "%{customdata}"),
+               "marker": {"size": 11, "color": [THIS if row["current"] else NATURAL for row in rows]}}]
+    return traces, _layout("Attack susceptibility vs label sharpness", "K_F (1 / feature units)",
+                           "FGSM Δloss at ε = 2/255 (nats)", xaxis={"type": "log", **log_ticks(xs)})
+
+
+def exponent_vs_dimension(rows):
+    """Fitted scaling exponent (95% interval) against −1/d_data across datasets, with the
+    line y = x over the points' x range."""
+    xs = [row["predicted_exponent"] for row in rows]
+    ys = [row["exponent"] for row in rows]
+    names = [row["name"] for row in rows]
+    texts, positions = place_labels(xs, ys, names)
+    high = [max(0.0, row["exponent_high"] - row["exponent"]) if row.get("exponent_high") is not None else 0.0
+            for row in rows]
+    low = [max(0.0, row["exponent"] - row["exponent_low"]) if row.get("exponent_low") is not None else 0.0
+           for row in rows]
+    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (fitted exponent)", "x": xs, "y": ys,
+               "text": texts, "textposition": positions, "customdata": names,
+               "error_y": {"type": "data", "symmetric": False, "array": high, "arrayminus": low},
+               "hovertemplate": _hover("−1/d_data", "fitted exponent", name=True).replace(
+                   "%{text}", "%{customdata}"),
+               "marker": {"size": 11, "color": [THIS if row["current"] else NATURAL for row in rows]}}]
+    lo, hi = min(xs), max(xs)
+    traces.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi], "hoverinfo": "skip",
+                   "name": "y = x: exponent = −1/d_data", "line": {"dash": "dash", "color": "gray"}})
+    return traces, _layout("Scaling exponent vs −1/d_data", "−1/d_data", "fitted exponent of log L on log N")
+
+
 def scaling_law(results):
     """Test loss against training-set size (log–log): every run, the fit with its band,
     and the line of slope −1/d_data. ``results``: a run's

@@ -241,7 +241,8 @@ class IntrinsicPropertiesPanel(foo.Panel):
             actions.btn(f"open_{name}", label=label, on_click=f"{PLUGIN}/{name}", prompt=True, variant="contained")
         actions.btn("refresh", label="Refresh", on_click=self.refresh, variant="outlined")
         choices = state.run_choices or {}
-        for section in ("dimension", "sharpness", "robustness", "scaling", "paper", "database", "robust_vs_kf"):
+        for section in ("dimension", "sharpness", "robustness", "scaling", "paper", "database", "robust_vs_kf",
+                        "dloss_vs_kf", "exponent_vs_d"):
             if len(choices.get(section) or []) > 1:
                 selector = types.DropdownView(label=SELECTOR_LABELS[section])
                 for key, label in choices[section]:
@@ -313,6 +314,8 @@ _PLOTS_OF = {
     "paper": ("paper",),
     "database": ("database",),
     "robust_vs_kf": ("robust_vs_kf",),
+    "dloss_vs_kf": ("dloss_vs_kf",),
+    "exponent_vs_d": ("exponent_vs_d",),
 }
 
 
@@ -573,6 +576,25 @@ class _Content:
                 "line through the points confirms or refutes the paper's relation."
             )
             self.plots["robust_vs_kf"] = figures.robustness_vs_sharpness(robust_rows)
+        fragile_rows = [row for row in rows if row.get("delta_loss") is not None and row.get("r_hat_k_f")]
+        if len(fragile_rows) >= 2:
+            self.text["dloss_vs_kf"] = (
+                "**Attack susceptibility vs K_F across datasets**\n\nEach point is a dataset's FGSM "
+                "Δloss at ε = 2/255 (nats; the paper's metric) against the K_F its robustness run was "
+                "compared with. The paper finds Δloss rising with K_F across its eleven datasets "
+                "(Pearson 0.70), medical ones the most fragile. Each point here has its own model "
+                "and training, so read the points, not a trend (docs/science.md §8)."
+            )
+            self.plots["dloss_vs_kf"] = figures.delta_loss_vs_sharpness(fragile_rows)
+        curve_rows = [row for row in rows if row.get("exponent") is not None and row.get("predicted_exponent")]
+        if len(curve_rows) >= 2:
+            self.text["exponent_vs_d"] = (
+                "**Scaling exponent vs −1/d_data across datasets**\n\nEach point is a dataset's "
+                "fitted exponent of test loss on training-set size (95% interval) against "
+                "−1/d_data. The law bounds the loss, so a point on or below the dashed line "
+                "y = x (steeper) agrees with it; the paper finds lower d_data giving steeper curves."
+            )
+            self.plots["exponent_vs_d"] = figures.exponent_vs_dimension(curve_rows)
 
 
 def _mle_beside(summary, run):
@@ -626,12 +648,18 @@ def _row(summary, current):
     if not combinable(summary.dimension, summary.sharpness)[0]:
         return None
     robustness = summary.robustness.results.sharpness if summary.robustness else None
+    scaling = summary.scaling.results if summary.scaling else None
+    fit, law = ((scaling.fit or {}), (scaling.law or {})) if scaling and scaling.mode != "before_labeling" else ({}, {})
     return {
         "name": summary.name, "current": current, "d_data": summary.dimension.results.dimension,
         "k_f": summary.sharpness.results.k_f,
         # R̂ and the K_F it was compared with (same units: that K_F run's features)
         "r_hat": robustness.get("r_hat_median") if robustness else None,
         "r_hat_k_f": robustness.get("k_f") if robustness else None,
+        "delta_loss": summary.robustness.results.delta_loss if summary.robustness else None,
+        # the scaling run's fitted exponent (95% interval) and its −1/d_data
+        "exponent": fit.get("exponent"), "exponent_low": fit.get("exponent_low"),
+        "exponent_high": fit.get("exponent_high"), "predicted_exponent": law.get("predicted_exponent"),
     }
 
 

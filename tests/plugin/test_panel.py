@@ -123,6 +123,33 @@ def test_change_of_dataset_updates_and_compares(audited, dataset_name, tmp_path)
     layout = trend.state["layout_robust_vs_kf"]
     assert layout["xaxis"]["type"] == "log" and layout["yaxis"]["type"] == "log"
 
+    # the paper's two relations for the user's own datasets (issue 14): Δloss against K_F ...
+    fragile = trend.data["dloss_vs_kf"][0]
+    stored = {d.name: fi.load_intrinsic_results(d, "adversarial_robustness") for d in (audited, other)}
+    assert dict(zip(fragile["customdata"], fragile["y"])) == {n: r.delta_loss for n, r in stored.items()}
+    assert dict(zip(fragile["customdata"], fragile["x"])) == {n: r.sharpness["k_f"] for n, r in stored.items()}
+    assert "Pearson 0.70" in trend.markdown() and "read the points, not a trend" in trend.markdown()
+    assert "exponent_vs_d" not in trend.data  # no scaling-law run yet
+    # ... and the fitted scaling exponent against −1/d_data, once both have a scaling-law run
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for dataset in (audited, other):
+            fi.fit_scaling_law(dataset, "ground_truth", sizes=(20, 30, 45), n_seeds=2, epochs=2, min_steps=5,
+                               n_test=30, dimension_run_key="intrinsic_dimension", **QUIET)
+        curves = PanelRun(other, "on_load")
+        points, line = curves.data["exponent_vs_d"]
+        fits = {d.name: fi.load_intrinsic_results(d, "scaling_law") for d in (audited, other)}
+        assert dict(zip(points["customdata"], points["y"])) == {n: r.fit["exponent"] for n, r in fits.items()}
+        assert dict(zip(points["customdata"], points["x"])) == {
+            n: r.law["predicted_exponent"] for n, r in fits.items()}
+        assert line["x"] == line["y"] and line["x"] == [min(points["x"]), max(points["x"])]
+    finally:
+        torch.set_num_threads(threads)
+        for dataset in (audited, other):
+            if dataset.has_run("scaling_law"):
+                fi.delete_intrinsic_run(dataset, "scaling_law")
+
 
 def test_paper_comparison_when_the_preprocessing_matches(dataset_name, tmp_path):
     from conftest import shared_file
