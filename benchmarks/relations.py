@@ -145,15 +145,14 @@ def draw_dloss(rows, paper, relation, paper_relation, path: pathlib.Path) -> pat
     ax.plot([], [], "o", color="gray", label="ours: small CNN, 28/32 px (left axis)")
     ax.plot([], [], "s", mfc="none", color="gray", label=f"paper, read values (right axis); "
             f"Pearson {paper_relation['pearson'].text()}")
-    ax.set_xlabel("K_F (×1e-4; 224×224, [0, 255], per-image max: the paper's preprocessing)")
-    ax.set_ylabel("Δloss under FGSM ε = 2/255 (ours)")
     right.set_ylabel("Δloss under FGSM (paper)")
-    ax.legend(loc="upper left", fontsize=7)
-    ax.set_title(_title("Attack susceptibility against label sharpness (red: medical, blue: natural)", relation), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(
+        plt, fig, ax, path,
+        x_label="K_F (×1e-4; 224×224, [0, 255], per-image max: the paper's preprocessing)",
+        y_label="Δloss under FGSM ε = 2/255 (ours)",
+        title=_title("Attack susceptibility against label sharpness (red: medical, blue: natural)", relation),
+        legend="upper left",
+    )
 
 
 def draw_rhat(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
@@ -168,10 +167,22 @@ def draw_rhat(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
     _rug(ax, [r.k_f * 1e4 for r in paper], [r.domain for r in paper], "paper's K_F values (no R̂ reported)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("K_F (×1e-4; the paper's preprocessing)")
-    ax.set_ylabel("R̂: mean smallest flipping PGD-L2 perturbation ([0, 1] pixels)")
-    ax.legend(loc="upper right", fontsize=7)
-    ax.set_title(_title("Robust radius against label sharpness; the paper's claim: log R̂ ≳ −log K_F + b", relation), fontsize=9)
+    return _finish(
+        plt, fig, ax, path,
+        x_label="K_F (×1e-4; the paper's preprocessing)",
+        y_label="R̂: mean smallest flipping PGD-L2 perturbation ([0, 1] pixels)",
+        title=_title("Robust radius against label sharpness; the paper's claim: log R̂ ≳ −log K_F + b", relation),
+        legend="upper right",
+    )
+
+
+def _finish(plt, fig, ax, path: pathlib.Path, x_label: str, y_label: str, title: str, legend: str) -> pathlib.Path:
+    """Label the axes, place the legend, title the figure, write it to ``path`` (PNG) and
+    close it; returns ``path``."""
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.legend(loc=legend, fontsize=7)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -201,11 +212,10 @@ def draw_exponent(rows, paper, relation, path: pathlib.Path) -> pathlib.Path:
     lo, hi = min(xs), max(xs)  # the line over the x range only: it no longer stretches the x axis
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x: exponent = −1/d_data (the law's rate)")
     _rug(ax, [-1 / r.d_data for r in paper], [r.domain for r in paper], "paper's −1/d_data values")
-    ax.set_xlabel("−1/d_data (MLE k = 20 at the paper's preprocessing)")
-    ax.set_ylabel("fitted exponent of log L on log N (95% interval over seeds)")
-    ax.legend(loc="upper left", fontsize=7)
-    ax.set_title(_title("Learning-curve exponent against −1/d_data", relation), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(
+        plt, fig, ax, path,
+        x_label="−1/d_data (MLE k = 20 at the paper's preprocessing)",
+        y_label="fitted exponent of log L on log N (95% interval over seeds)",
+        title=_title("Learning-curve exponent against −1/d_data", relation),
+        legend="upper left",
+    )

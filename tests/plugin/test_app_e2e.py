@@ -8,6 +8,7 @@ images clicked and a pair marked reviewed. Screenshots go to ``test-artifacts/``
 tests skip and say so.
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -93,6 +94,25 @@ def _start_server(folder):
             time.sleep(1)
     server.kill()
     pytest.fail(f"the App server did not start: {(folder / f'server-{port}.log').read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def _page_on_own_server(app, height):
+    """A browser page (1600 px wide, ``height`` tall) beside an App server of its own:
+    the shared one restores the panels earlier tests opened. Yields ``(page, url)``."""
+    from playwright.sync_api import sync_playwright
+
+    server, url = _start_server(app["folder"])
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            try:
+                yield browser.new_page(viewport={"width": 1600, "height": height}), url
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _audited_natural(folder):
@@ -194,19 +214,14 @@ def test_duplicate_groups_across_splits_open_in_the_grid(app):
     """BreastMNIST's train, val and test tags: after a d_data run over all 780 images the
     panel counts the exact-duplicate groups and those that cross splits (leakage), and the
     button opens exactly the crossing groups' samples in the grid."""
-    from playwright.sync_api import sync_playwright
-
     from fiftyone_intrinsic.datasets.summary import duplicate_groups, summarize_run
 
     dataset = app["medical"]
     fi.compute_intrinsic_dimension(dataset, run_key="dimension_all", **QUIET)
     found = duplicate_groups(dataset, summarize_run(dataset, "dimension_all"))
     assert found.crossing, "BreastMNIST has duplicate images across its splits"
-    server, url = _start_server(app["folder"])
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1600})
+        with _page_on_own_server(app, 1600) as (page, url):
             _open_panel(page, url, dataset)
             n = len(found.crossing)
             button = page.get_by_role("button", name=f"Show the {n} group{'s' if n > 1 else ''} across splits")
@@ -217,57 +232,42 @@ def test_duplicate_groups_across_splits_open_in_the_grid(app):
             page.get_by_text(f"{len(found.crossing_ids)} samples", exact=True).wait_for(timeout=60_000)
             page.wait_for_timeout(3000)  # the grid draws the images
             page.screenshot(path=ARTIFACTS / "grid_duplicates_across_splits.png", timeout=120_000)
-            browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         fi.delete_intrinsic_run(dataset, "dimension_all")
 
 
 def test_a_second_run_opens_a_form_that_is_not_in_error(app):
     """The natural dataset already holds a K_F run under the default key: Compute K_F opens
     its form on the next free key, with no error shown, and Execute enabled."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     dataset = app["natural"]
     assert "label_sharpness" in dataset.list_runs()
-    server, url = _start_server(app["folder"])
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
-            _open_panel(page, url, dataset)
-            page.get_by_role("button", name="Compute K_F").click()
-            page.get_by_text("Label sharpness K_F: compute").first.wait_for(timeout=30_000)
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('input')].some(e => e.value === 'label_sharpness_2')",
-                timeout=60_000,
-            )
-            page.wait_for_timeout(1500)  # the dynamic form resolves its inputs again
-            expect(page.get_by_text("already exists")).to_have_count(0)
-            expect(page.get_by_text(re.compile(r"Replace an existing run with this key"))).to_have_count(1)
-            expect(page.get_by_role("button", name="Execute")).to_be_enabled()
-            page.screenshot(path=ARTIFACTS / "form_second_run_not_in_error.png", timeout=120_000)
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with _page_on_own_server(app, 1200) as (page, url):
+        _open_panel(page, url, dataset)
+        page.get_by_role("button", name="Compute K_F").click()
+        page.get_by_text("Label sharpness K_F: compute").first.wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('input')].some(e => e.value === 'label_sharpness_2')",
+            timeout=60_000,
+        )
+        page.wait_for_timeout(1500)  # the dynamic form resolves its inputs again
+        expect(page.get_by_text("already exists")).to_have_count(0)
+        expect(page.get_by_text(re.compile(r"Replace an existing run with this key"))).to_have_count(1)
+        expect(page.get_by_role("button", name="Execute")).to_be_enabled()
+        page.screenshot(path=ARTIFACTS / "form_second_run_not_in_error.png", timeout=120_000)
 
 
 def test_choosing_between_two_k_f_runs_of_different_views(app):
     """Two K_F runs (all 1,000 images, and the 200 held out by Skip(800)): the newest is
     shown and the paper comparison refuses to mix it with the d_data of all 1,000; choosing
     the other run in the panel's selector shows it and lifts the refusal."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     dataset = app["natural"]
     fi.compute_label_sharpness(dataset.skip(800), "ground_truth", run_key="kf_holdout", **QUIET)
-    # a server of its own: the shared one restores the panels earlier tests opened
-    server, url = _start_server(app["folder"])
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 2400})
+        with _page_on_own_server(app, 2400) as (page, url):
             _open_panel(page, url, dataset)
             try:
                 page.get_by_text("Run kf_holdout: 200 samples").first.wait_for(timeout=60_000)
@@ -294,10 +294,7 @@ def test_choosing_between_two_k_f_runs_of_different_views(app):
             stored = fi.load_intrinsic_results(dataset, "label_sharpness")
             page.get_by_text(f"Label sharpness K_F = {stored.k_f:.4g}").first.wait_for(timeout=60_000)
             page.screenshot(path=ARTIFACTS / "panel_two_kf_runs_chosen.png", full_page=True, timeout=120_000)
-            browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         fi.delete_intrinsic_run(dataset, "kf_holdout")
 
 
@@ -305,16 +302,11 @@ def test_review_queue_shows_pairs_as_images_and_marks_one_reviewed(app):
     """The sharpest pairs side by side as images; a click on one shows its pair in the grid
     and opens it; "Mark reviewed" tags both samples in the database; "Review next 25" shows
     the unreviewed samples closest to another label."""
-    from playwright.sync_api import sync_playwright
-
     dataset = app["natural"]
     pair = fi.load_intrinsic_results(dataset, "label_sharpness").pairs[0]
     tag = "label_sharpness:reviewed"
-    server, url = _start_server(app["folder"])  # a server of its own, as above
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+        with _page_on_own_server(app, 1400) as (page, url):
             _open_panel(page, url, dataset)
             heading = page.get_by_text("Review queue: 0 of 10 sharp pairs reviewed").first
             heading.wait_for(timeout=60_000)
@@ -346,8 +338,5 @@ def test_review_queue_shows_pairs_as_images_and_marks_one_reviewed(app):
             page.locator("[data-cy='looker']").nth(24).wait_for(timeout=120_000)  # the grid's 25 tiles
             page.wait_for_timeout(3000)  # drawn
             page.screenshot(path=ARTIFACTS / "review_next_25.png")
-            browser.close()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         dataset.untag_samples(tag)
