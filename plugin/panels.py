@@ -135,10 +135,17 @@ class IntrinsicPropertiesPanel(foo.Panel):
         key = ctx.panel.state.duplicates_run
         if not key or not ctx.dataset.has_run(key):
             return
-        groups = duplicate_groups(ctx.dataset, summarize_run(ctx.dataset, key))
+        groups = duplicate_groups(ctx.dataset, summarize_run(ctx.dataset, key), _split_field(ctx))
         ids = groups.crossing_ids if ctx.params.get("crossing") else groups.ids
         if ids:
             ctx.ops.set_view(view=ctx.dataset.select(ids, ordered=True))
+
+    def choose_split_source(self, ctx):
+        """The "Splits from" selector changed: count the groups across those splits."""
+        value = ctx.params.get("value")
+        if value:
+            ctx.panel.state.split_source = value
+        self._refresh(ctx)
 
     def choose_dimension_run(self, ctx):
         """The d_data run selector changed: show that run and recompute the comparisons."""
@@ -169,7 +176,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
             ctx.dataset.reload()  # runs stored by other processes (the CLI, delegated operators)
         chosen = {slot: ctx.panel.state.get(f"run_{slot}") for slot in SELECTABLE}
         summary = summarize_dataset(ctx.dataset, chosen) if ctx.dataset is not None else None
-        content = _Content(summary, ctx.dataset)
+        content = _Content(summary, ctx.dataset, _split_field(ctx))
         choices = {}
         for slot in SELECTABLE:
             current = getattr(summary, slot) if summary else None
@@ -181,6 +188,8 @@ class IntrinsicPropertiesPanel(foo.Panel):
         self._thumbnails(ctx, content)
         ctx.panel.state.duplicate_tag = content.duplicate_tag
         ctx.panel.state.duplicates_run = content.duplicates_run
+        ctx.panel.state.split_choices = content.split_choices
+        ctx.panel.state.split_source = content.split_source
         ctx.panel.state.summary = content.text
         for name, (traces, layout) in content.plots.items():
             ctx.panel.data.set(name, traces)
@@ -268,6 +277,12 @@ class IntrinsicPropertiesPanel(foo.Panel):
                 if text.get("next_sharpness"):
                     panel.md(text["next_sharpness"], name="next_sharpness")
                 if text.get("duplicates"):
+                    if len(state.split_choices or []) > 1:
+                        splits = types.DropdownView(label="Splits from")
+                        for value, label in state.split_choices:
+                            splits.add_choice(value, label=label)
+                        panel.enum("split_source", [value for value, _ in state.split_choices],
+                                   default=state.split_source, view=splits, on_change=self.choose_split_source)
                     panel.md(text["duplicates"], name="text_duplicates")
                     buttons = panel.h_stack("duplicate_buttons", align_x="left", gap=1)
                     for crossing, label in text.get("duplicate_buttons", []):
@@ -283,6 +298,9 @@ PAIRS_SHOWN = 5
 REVIEW_BATCH = 25
 
 #: Sections with a run selector (when the dataset holds more than one run of their method).
+#: The "Splits from" choice that means the train / val / test tags.
+TAG_SPLITS = "tags"
+
 SELECTABLE = ("dimension", "sharpness", "robustness", "scaling")
 SELECTOR_LABELS = {"dimension": "d_data run shown", "sharpness": "K_F run shown",
                    "robustness": "Robustness run shown", "scaling": "Scaling-law run shown"}
@@ -322,11 +340,13 @@ _PLOTS_OF = {
 class _Content:
     """What the panel shows for one dataset summary: texts, plots and pair ids."""
 
-    def __init__(self, summary, dataset):
+    def __init__(self, summary, dataset, split_field=None):
         self._dataset = dataset
         self.text, self.plots, self.pair_ids, self.duplicate_tag = {}, {}, [], None
         self.pair_paths, self.reviewed = [], []
         self.duplicates_run = None
+        self._split_field = split_field
+        self.split_source, self.split_choices = split_field or TAG_SPLITS, []
         if summary is None:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
             return
@@ -352,13 +372,17 @@ class _Content:
         self._duplicates(summary)
 
     def _duplicates(self, summary):
-        from fiftyone_intrinsic.datasets.summary import duplicate_groups
+        from fiftyone_intrinsic.datasets.summary import duplicate_groups, split_fields
 
         run = summary.dimension or summary.sharpness
         if run is None or self._dataset is None:
             return
-        found = duplicate_groups(self._dataset, run)
+        found = duplicate_groups(self._dataset, run, self._split_field)
         self.duplicates_run = found.source
+        self.split_choices = [[TAG_SPLITS, "Tags train / val / test"]] + [
+            [name, f"Field {name}"] for name in split_fields(self._dataset)]
+        where = ("tagged train, val or test in different samples" if self._split_field is None
+                 else f"with different values of `{self._split_field}`")
         kind = "exact duplicate groups" if run is summary.dimension else "conflicting duplicate groups"
         if not found.groups:
             self.text["duplicates"] = f"**Duplicates** (run `{run.key}`)\n\nNo {kind}."
@@ -368,7 +392,7 @@ class _Content:
             f"**Duplicates** (run `{run.key}`)",
             f"{_count(len(found.groups), kind[:-1])} ({_count(n_samples, 'sample')}). "
             f"**{_count(len(found.crossing), 'group')}** {'crosses' if len(found.crossing) == 1 else 'cross'} "
-            "splits (the same image tagged train, val or test in different samples): leakage between "
+            f"splits (the same image {where}): leakage between "
             "training and evaluation. Keep one copy per group, in one split.",
         ]
         self.text["duplicates"] = "\n\n".join(lines)
@@ -595,6 +619,21 @@ class _Content:
                 "y = x (steeper) agrees with it; the paper finds lower d_data giving steeper curves."
             )
             self.plots["exponent_vs_d"] = figures.exponent_vs_dimension(curve_rows)
+
+
+def _split_field(ctx):
+    """The field whose values are the splits for the duplicate groups (``None``: the split
+    tags): the panel's choice, else a string field named ``split`` when there is one."""
+    from fiftyone_intrinsic.datasets.summary import default_split_source, split_fields
+
+    if ctx.dataset is None:
+        return None
+    chosen = ctx.panel.state.get("split_source")
+    if chosen == TAG_SPLITS:
+        return None
+    if chosen in split_fields(ctx.dataset):
+        return chosen
+    return default_split_source(ctx.dataset)  # nothing chosen yet, or the field is gone
 
 
 def _mle_beside(summary, run):

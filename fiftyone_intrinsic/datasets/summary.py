@@ -245,8 +245,9 @@ class DuplicateGroups:
 
     Attributes:
         groups: sample ids of each set of identical samples (still in the dataset).
-        crossing: the groups whose samples carry more than one split tag among
-            :data:`SPLIT_TAGS`: the same image in, say, train and test.
+        crossing: the groups whose samples lie in more than one split: the same image
+            in, say, train and test. Splits are the tags among :data:`SPLIT_TAGS`, or the
+            values of a split field (:func:`duplicate_groups`).
         source: the run key the groups come from.
     """
 
@@ -263,12 +264,30 @@ class DuplicateGroups:
         return [i for group in self.crossing for i in group]
 
 
-def duplicate_groups(dataset, run: Optional[RunSummary]) -> DuplicateGroups:
+def split_fields(dataset) -> list:
+    """Fields that can hold a sample's split: top-level string fields, and Classification
+    fields (their labels), sorted by name."""
+    import fiftyone as fo
+
+    strings = dataset.get_field_schema(ftype=fo.StringField)
+    labels = dataset.get_field_schema(embedded_doc_type=fo.Classification)
+    return sorted(name for name in {**strings, **labels} if name not in ("filepath", "id"))
+
+
+def default_split_source(dataset) -> Optional[str]:
+    """``"split"`` when the dataset has a string field of that name (a common layout),
+    else ``None``: the split tags."""
+    return "split" if "split" in split_fields(dataset) else None
+
+
+def duplicate_groups(dataset, run: Optional[RunSummary], split_field: Optional[str] = None) -> DuplicateGroups:
     """The exact-duplicate groups a run stored, and those that cross splits.
 
     Reads the dimension run's ``duplicate_groups`` or, for a sharpness run, merges its
-    ``conflicting_duplicates`` pairs into groups. Costs one ``values`` call over the
-    stored ids, never a scan of the dataset.
+    ``conflicting_duplicates`` pairs into groups. Splits are the tags among
+    :data:`SPLIT_TAGS`, or with ``split_field`` the values of that field (a string field,
+    or a Classification's label; a sample without a value is in no split). Costs one
+    ``values`` call over the stored ids, never a scan of the dataset.
     """
     if run is None:
         return DuplicateGroups([], [])
@@ -279,8 +298,18 @@ def duplicate_groups(dataset, run: Optional[RunSummary]) -> DuplicateGroups:
     ids = [i for group in groups for i in group]
     if not ids:
         return DuplicateGroups([], [], run.key)
-    found, tags = dataset.select(ids).values(["id", "tags"])
-    splits = {i: {t for t in sample_tags or [] if t in SPLIT_TAGS} for i, sample_tags in zip(found, tags)}
+    if split_field is None:
+        found, tags = dataset.select(ids).values(["id", "tags"])
+        splits = {i: {t for t in sample_tags or [] if t in SPLIT_TAGS} for i, sample_tags in zip(found, tags)}
+    else:
+        if split_field not in split_fields(dataset):
+            raise ValueError(f"{split_field!r} is not a string or Classification field of dataset "
+                             f"{dataset.name!r}; split fields: {split_fields(dataset)}.")
+        import fiftyone as fo
+
+        path = split_field + ".label" if isinstance(dataset.get_field(split_field), fo.EmbeddedDocumentField) else split_field
+        found, values = dataset.select(ids).values(["id", path])
+        splits = {i: set() if value is None else {value} for i, value in zip(found, values)}
     # a deleted sample leaves its group; a group of one is no longer a duplicate
     groups = [kept for kept in ([i for i in group if i in splits] for group in groups) if len(kept) > 1]
     crossing = [group for group in groups if len(set().union(*(splits[i] for i in group))) > 1]

@@ -174,3 +174,38 @@ def test_log_ticks(values, expected):
     ticks = _figures().log_ticks(values)
     assert ticks["ticktext"] == expected
     assert ticks["tickvals"][0] <= min(values) and ticks["tickvals"][-1] >= max(values)
+
+
+def test_splits_from_a_field_instead_of_tags(constructed):
+    """A dataset that keeps its split in a string field named ``split``: the panel counts the
+    duplicate groups across its values by default, "Splits from" switches to the tags (or
+    another field), and the button shows the groups of the chosen splits."""
+    from fiftyone_intrinsic.datasets.summary import duplicate_groups, summarize_run
+
+    ids = _sample_ids(constructed)
+    split = {ids[i]: "train" for i in range(48)}
+    split[ids[11]] = "holdout"  # 10–11 now cross; 8–9 and 12–14 do not (by the field)
+    constructed.set_values("split", split, key_field="id")
+    try:
+        run = PanelRun(constructed, "on_load")
+        assert run.state["split_source"] == "split"
+        assert ["tags", "Tags train / val / test"] in run.state["split_choices"]
+        assert "**1 group** crosses splits (the same image with different values of `split`)" in run.markdown()
+        assert dict(run.properties())["split_source"]["on_change"].endswith("choose_split_source")
+        clicked = PanelRun(constructed, "show_duplicate_groups", state=run.state, params={"crossing": True})
+        (set_view,) = [r for r in clicked.triggers if r.operator_uri == "set_view"]
+        assert sorted(fo.DatasetView._build(constructed, set_view.params["view"]).values("id")) == sorted(ids[10:12])
+
+        tags = PanelRun(constructed, "choose_split_source", state=run.state, params={"value": "tags"})
+        assert tags.state["split_source"] == "tags"
+        assert "**2 groups** cross splits (the same image tagged train, val or test" in tags.markdown()
+        again = PanelRun(constructed, "on_change_view", state=tags.state)  # the choice is kept
+        assert again.state["split_source"] == "tags"
+
+        summary = summarize_run(constructed, "intrinsic_dimension")
+        by_label = duplicate_groups(constructed, summary, "ground_truth")  # a Classification's labels
+        assert by_label.crossing == []  # duplicates carry equal labels here
+        with pytest.raises(ValueError, match="'nothing' is not a string or Classification field"):
+            duplicate_groups(constructed, summary, "nothing")
+    finally:
+        constructed.delete_sample_field("split")
