@@ -181,32 +181,37 @@ def paper_scatter(references, this_name, this_dimension, this_k_f):
                            "K_F (1 / intensity units, 224 px, [0, 255])", yaxis={"type": "log", **log_ticks(ks)})
 
 
+def _dataset_points(rows, x_key, y_key, name, x_hover, y_hover, log_x=False, log_y=False, colored=True, **extra):
+    """One labelled marker per dataset row (``rows[i][x_key]``, ``rows[i][y_key]``, named by
+    ``rows[i]["name"]``; the current dataset highlighted when ``colored``); returns
+    ``(trace, xs, ys)``. ``extra``: more trace attributes (e.g. ``error_y``)."""
+    xs, ys, names = [row[x_key] for row in rows], [row[y_key] for row in rows], [row["name"] for row in rows]
+    texts, positions = place_labels(xs, ys, names, log_x=log_x, log_y=log_y)
+    marker = {"size": 11}
+    if colored:
+        marker["color"] = [THIS if row["current"] else NATURAL for row in rows]
+    trace = {"type": "scatter", "mode": "markers+text", "name": name, "x": xs, "y": ys,
+             "text": texts, "textposition": positions, "customdata": names, **extra,
+             "hovertemplate": _hover(x_hover, y_hover, name=True).replace("%{text}", "%{customdata}"),
+             "marker": marker}
+    return trace, xs, ys
+
+
 def datasets_scatter(rows):
     """Datasets of this database with comparable runs: d_data against K_F."""
-    xs, ys, names = [row["d_data"] for row in rows], [row["k_f"] for row in rows], [row["name"] for row in rows]
-    texts, positions = place_labels(xs, ys, names, log_y=True)
-    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (same preprocessing)",
-               "x": xs, "y": ys, "text": texts, "textposition": positions, "customdata": names,
-               "hovertemplate": _hover("d_data (dimensions)", "K_F (1/feature units)", name=True).replace(
-                   "%{text}", "%{customdata}"),
-               "marker": {"size": 11, "color": [THIS if row["current"] else NATURAL for row in rows]}}]
-    return traces, _layout("Datasets of this database", "d_data (dimensions)",
-                           "K_F (1 / feature units)", yaxis={"type": "log", **log_ticks(ys)})
+    trace, _, ys = _dataset_points(rows, "d_data", "k_f", "datasets (same preprocessing)",
+                                   "d_data (dimensions)", "K_F (1/feature units)", log_y=True)
+    return [trace], _layout("Datasets of this database", "d_data (dimensions)",
+                            "K_F (1 / feature units)", yaxis={"type": "log", **log_ticks(ys)})
 
 
 def robustness_vs_sharpness(rows):
     """Median R̂ against K_F across datasets (log–log), with the bound 1/(2·K_F) that the
     images of each dataset's sharpest pair cannot both exceed. No fitted line: the points
     come from different models, so a slope through them means nothing."""
-    xs = [row["r_hat_k_f"] for row in rows]
-    ys = [row["r_hat"] for row in rows]
-    names = [row["name"] for row in rows]
-    texts, positions = place_labels(xs, ys, names, log_x=True, log_y=True)
-    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (median R̂)", "x": xs, "y": ys,
-               "text": texts, "textposition": positions, "customdata": names,
-               "hovertemplate": _hover("K_F (1/feature units)", "median R̂ (feature units)", name=True).replace(
-                   "%{text}", "%{customdata}"),
-               "marker": {"size": 11}}]
+    trace, xs, ys = _dataset_points(rows, "r_hat_k_f", "r_hat", "datasets (median R̂)", "K_F (1/feature units)",
+                                    "median R̂ (feature units)", log_x=True, log_y=True, colored=False)
+    traces = [trace]
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
     grid = [lo * (hi / lo) ** (i / 20) for i in range(21)]
     traces.append({"type": "scatter", "mode": "lines", "x": grid, "y": [1 / (2 * x) for x in grid],
@@ -221,36 +226,24 @@ def robustness_vs_sharpness(rows):
 def delta_loss_vs_sharpness(rows):
     """FGSM Δloss at 2/255 (nats) against K_F across datasets (log K_F). No fitted line:
     each point has its own model."""
-    xs = [row["r_hat_k_f"] for row in rows]
-    ys = [row["delta_loss"] for row in rows]
-    names = [row["name"] for row in rows]
-    texts, positions = place_labels(xs, ys, names, log_x=True)
-    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (FGSM Δloss)", "x": xs, "y": ys,
-               "text": texts, "textposition": positions, "customdata": names,
-               "hovertemplate": _hover("K_F (1/feature units)", "Δloss (nats)", name=True).replace(
-                   "%{text}", "%{customdata}"),
-               "marker": {"size": 11, "color": [THIS if row["current"] else NATURAL for row in rows]}}]
-    return traces, _layout("Attack susceptibility vs label sharpness", "K_F (1 / feature units)",
+    trace, xs, _ = _dataset_points(rows, "r_hat_k_f", "delta_loss", "datasets (FGSM Δloss)",
+                                   "K_F (1/feature units)", "Δloss (nats)", log_x=True)
+    return [trace], _layout("Attack susceptibility vs label sharpness", "K_F (1 / feature units)",
                            "FGSM Δloss at ε = 2/255 (nats)", xaxis={"type": "log", **log_ticks(xs)})
 
 
 def exponent_vs_dimension(rows):
     """Fitted scaling exponent (95% interval) against −1/d_data across datasets, with the
     line y = x over the points' x range."""
-    xs = [row["predicted_exponent"] for row in rows]
-    ys = [row["exponent"] for row in rows]
-    names = [row["name"] for row in rows]
-    texts, positions = place_labels(xs, ys, names)
     high = [max(0.0, row["exponent_high"] - row["exponent"]) if row.get("exponent_high") is not None else 0.0
             for row in rows]
     low = [max(0.0, row["exponent"] - row["exponent_low"]) if row.get("exponent_low") is not None else 0.0
            for row in rows]
-    traces = [{"type": "scatter", "mode": "markers+text", "name": "datasets (fitted exponent)", "x": xs, "y": ys,
-               "text": texts, "textposition": positions, "customdata": names,
-               "error_y": {"type": "data", "symmetric": False, "array": high, "arrayminus": low},
-               "hovertemplate": _hover("−1/d_data", "fitted exponent", name=True).replace(
-                   "%{text}", "%{customdata}"),
-               "marker": {"size": 11, "color": [THIS if row["current"] else NATURAL for row in rows]}}]
+    trace, xs, _ = _dataset_points(
+        rows, "predicted_exponent", "exponent", "datasets (fitted exponent)", "−1/d_data", "fitted exponent",
+        error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
+    )
+    traces = [trace]
     lo, hi = min(xs), max(xs)
     traces.append({"type": "scatter", "mode": "lines", "x": [lo, hi], "y": [lo, hi], "hoverinfo": "skip",
                    "name": "y = x: exponent = −1/d_data", "line": {"dash": "dash", "color": "gray"}})

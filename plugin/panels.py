@@ -176,7 +176,8 @@ class IntrinsicPropertiesPanel(foo.Panel):
             ctx.dataset.reload()  # runs stored by other processes (the CLI, delegated operators)
         chosen = {slot: ctx.panel.state.get(f"run_{slot}") for slot in SELECTABLE}
         summary = summarize_dataset(ctx.dataset, chosen) if ctx.dataset is not None else None
-        content = _Content(summary, ctx.dataset, _split_field(ctx))
+        split_field = _split_field(ctx)
+        content = _Content(summary, ctx.dataset, split_field)
         choices = {}
         for slot in SELECTABLE:
             current = getattr(summary, slot) if summary else None
@@ -189,7 +190,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
         ctx.panel.state.duplicate_tag = content.duplicate_tag
         ctx.panel.state.duplicates_run = content.duplicates_run
         ctx.panel.state.split_choices = content.split_choices
-        ctx.panel.state.split_source = content.split_source
+        ctx.panel.state.split_source = split_field or TAG_SPLITS
         ctx.panel.state.summary = content.text
         for name, (traces, layout) in content.plots.items():
             ctx.panel.data.set(name, traces)
@@ -297,10 +298,10 @@ PAIRS_SHOWN = 5
 #: Samples the "Review next" button shows.
 REVIEW_BATCH = 25
 
-#: Sections with a run selector (when the dataset holds more than one run of their method).
 #: The "Splits from" choice that means the train / val / test tags.
 TAG_SPLITS = "tags"
 
+#: Sections with a run selector (when the dataset holds more than one run of their method).
 SELECTABLE = ("dimension", "sharpness", "robustness", "scaling")
 SELECTOR_LABELS = {"dimension": "d_data run shown", "sharpness": "K_F run shown",
                    "robustness": "Robustness run shown", "scaling": "Scaling-law run shown"}
@@ -337,6 +338,43 @@ _PLOTS_OF = {
 }
 
 
+#: What each cross-dataset relation plot says.
+ROBUST_VS_KF_MEANING = (
+    "**Robustness vs K_F across datasets**\n\nEach point is a dataset's median R̂ (the "
+    "smallest L2 perturbation that flips its model) against its K_F. The dotted line is "
+    "1/(2·K_F): the two images of a dataset's sharpest pair cannot both be more robust "
+    "than that when the model is right on both; the rest of the dataset can. A point "
+    "below the line: that model is more fragile than label sharpness alone forces. "
+    "**What the plot cannot show:** a trend or a slope. Each point has its own model, "
+    "training and sample size, and the bound holds for the sharpest pair only, so no "
+    "line through the points confirms or refutes the paper's relation."
+)
+DLOSS_VS_KF_MEANING = (
+    "**Attack susceptibility vs K_F across datasets**\n\nEach point is a dataset's FGSM "
+    "Δloss at ε = 2/255 (nats; the paper's metric) against the K_F its robustness run was "
+    "compared with. The paper finds Δloss rising with K_F across its eleven datasets "
+    "(Pearson 0.70), medical ones the most fragile. Each point here has its own model "
+    "and training, so read the points, not a trend (docs/science.md §8)."
+)
+EXPONENT_VS_D_MEANING = (
+    "**Scaling exponent vs −1/d_data across datasets**\n\nEach point is a dataset's "
+    "fitted exponent of test loss on training-set size (95% interval) against "
+    "−1/d_data. The law bounds the loss, so a point on or below the dashed line "
+    "y = x (steeper) agrees with it; the paper finds lower d_data giving steeper curves."
+)
+
+#: The cross-dataset relation plots: section, whether a dataset's row can be drawn, the
+#: section's text, and the figure of the drawable rows.
+_RELATIONS = (
+    ("robust_vs_kf", lambda row: row.get("r_hat") and row.get("r_hat_k_f"), ROBUST_VS_KF_MEANING,
+     figures.robustness_vs_sharpness),
+    ("dloss_vs_kf", lambda row: row.get("delta_loss") is not None and row.get("r_hat_k_f"), DLOSS_VS_KF_MEANING,
+     figures.delta_loss_vs_sharpness),
+    ("exponent_vs_d", lambda row: row.get("exponent") is not None and row.get("predicted_exponent"),
+     EXPONENT_VS_D_MEANING, figures.exponent_vs_dimension),
+)
+
+
 class _Content:
     """What the panel shows for one dataset summary: texts, plots and pair ids."""
 
@@ -346,7 +384,7 @@ class _Content:
         self.pair_paths, self.reviewed = [], []
         self.duplicates_run = None
         self._split_field = split_field
-        self.split_source, self.split_choices = split_field or TAG_SPLITS, []
+        self.split_choices = []
         if summary is None:
             self.text["header"] = "### Intrinsic properties\nOpen a dataset to audit it."
             return
@@ -587,38 +625,11 @@ class _Content:
                 "a d_data run and a K_F run on the same samples and preprocessing."
             )
             self.plots["database"] = figures.datasets_scatter(rows)
-        robust_rows = [row for row in rows if row.get("r_hat") and row.get("r_hat_k_f")]
-        if len(robust_rows) >= 2:
-            self.text["robust_vs_kf"] = (
-                "**Robustness vs K_F across datasets**\n\nEach point is a dataset's median R̂ (the "
-                "smallest L2 perturbation that flips its model) against its K_F. The dotted line is "
-                "1/(2·K_F): the two images of a dataset's sharpest pair cannot both be more robust "
-                "than that when the model is right on both; the rest of the dataset can. A point "
-                "below the line: that model is more fragile than label sharpness alone forces. "
-                "**What the plot cannot show:** a trend or a slope. Each point has its own model, "
-                "training and sample size, and the bound holds for the sharpest pair only, so no "
-                "line through the points confirms or refutes the paper's relation."
-            )
-            self.plots["robust_vs_kf"] = figures.robustness_vs_sharpness(robust_rows)
-        fragile_rows = [row for row in rows if row.get("delta_loss") is not None and row.get("r_hat_k_f")]
-        if len(fragile_rows) >= 2:
-            self.text["dloss_vs_kf"] = (
-                "**Attack susceptibility vs K_F across datasets**\n\nEach point is a dataset's FGSM "
-                "Δloss at ε = 2/255 (nats; the paper's metric) against the K_F its robustness run was "
-                "compared with. The paper finds Δloss rising with K_F across its eleven datasets "
-                "(Pearson 0.70), medical ones the most fragile. Each point here has its own model "
-                "and training, so read the points, not a trend (docs/science.md §8)."
-            )
-            self.plots["dloss_vs_kf"] = figures.delta_loss_vs_sharpness(fragile_rows)
-        curve_rows = [row for row in rows if row.get("exponent") is not None and row.get("predicted_exponent")]
-        if len(curve_rows) >= 2:
-            self.text["exponent_vs_d"] = (
-                "**Scaling exponent vs −1/d_data across datasets**\n\nEach point is a dataset's "
-                "fitted exponent of test loss on training-set size (95% interval) against "
-                "−1/d_data. The law bounds the loss, so a point on or below the dashed line "
-                "y = x (steeper) agrees with it; the paper finds lower d_data giving steeper curves."
-            )
-            self.plots["exponent_vs_d"] = figures.exponent_vs_dimension(curve_rows)
+        for name, drawable, meaning, figure in _RELATIONS:
+            drawn = [row for row in rows if drawable(row)]
+            if len(drawn) >= 2:  # one dataset is not a relation
+                self.text[name] = meaning
+                self.plots[name] = figure(drawn)
 
 
 def _split_field(ctx):
