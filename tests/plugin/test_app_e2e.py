@@ -245,7 +245,9 @@ def test_a_second_run_opens_a_form_that_is_not_in_error(app):
     assert "label_sharpness" in dataset.list_runs()
     with _page_on_own_server(app, 1200) as (page, url):
         _open_panel(page, url, dataset)
-        page.get_by_role("button", name="Compute K_F").click()
+        # the panel renders again once its runs and thumbnails are loaded: click after that
+        page.get_by_text("Review queue:").first.wait_for(state="attached", timeout=60_000)
+        page.get_by_role("button", name="Compute K_F").click(timeout=60_000)
         page.get_by_text("Label sharpness K_F: compute").first.wait_for(timeout=30_000)
         page.wait_for_function(
             "() => [...document.querySelectorAll('input')].some(e => e.value === 'label_sharpness_2')",
