@@ -82,22 +82,24 @@ class ExactDistances:
         # underflow: the scale (a power of two, exact) multiplies the sums instead
         scale_sums = 2.0**-400 <= self.scale <= 2.0**400
         sums = difference.numpy()
-        self._measure(data, first, second, left, right, difference, sums, out, chunk, scale_sums)
+        self._measure(data, first, second, left, right, sums, out, chunk, scale_sums)
         if scale_sums:
             out *= self.scale * self.scale
         return out[inverse.ravel()]
 
-    def _measure(self, data, first, second, left, right, difference, sums, out, chunk, scale_sums):
+    def _measure(self, data, first, second, left, right, sums, out, chunk, scale_sums):
         """Fill ``out`` with the squared distances of the row pairs ``(first, second)``."""
         for lo in range(0, first.shape[0], chunk):
             n = min(chunk, first.shape[0] - lo)
-            # torch gathers and converts (several times faster than numpy here, and
-            # elementwise: the same bits on any thread count); numpy sums each row
+            # torch gathers (several times faster than numpy's indexing here); numpy
+            # converts, subtracts and sums each row: the same bits on any thread count
             torch.index_select(data, 0, first[lo : lo + n], out=left[:n])
             torch.index_select(data, 0, second[lo : lo + n], out=right[:n])
-            difference[:n].copy_(left[:n]).sub_(right[:n])  # float64: exact
+            # in float64, exact for float32 rows (converting as it subtracts is faster than
+            # torch's mixed-type subtraction or a separate conversion pass)
+            np.subtract(left[:n].numpy(), right[:n].numpy(), out=sums[:n], dtype=np.float64)
             if not scale_sums:
-                difference[:n].mul_(self.scale)
+                np.multiply(sums[:n], self.scale, out=sums[:n])
             np.einsum("ij,ij->i", sums[:n], sums[:n], out=out[lo : lo + n])
 
     def _data_tensor(self) -> torch.Tensor:

@@ -21,7 +21,6 @@ from . import engine
 from .engine import Progress, search
 from .exact import ExactDistances, one_torch_thread
 from .labels import check_label_types, warn_if_not_classes
-from .products import error_bound_factor
 from .neighbors import as_feature_matrix, feature_scale, find_duplicates
 from .settings import SharpnessSettings
 from .source import FeatureSource
@@ -29,8 +28,6 @@ from .source import FeatureSource
 __all__ = ["SharpPair", "SharpnessResult", "label_sharpness", "encode_labels", "measure_sharpness"]
 
 _INF = float("inf")
-#: Bytes of float64 rows, and of their products, per step of the class-pair refinement.
-_REFINE_BYTES = 4 * 2**20
 #: Rows per chunk when selecting the rows to refine (temporaries of rows × classes).
 _MAYBE_ROWS = 4096
 
@@ -251,6 +248,10 @@ class _ClassMinima:
 
     def __call__(self, block: torch.Tensor, rows, columns) -> None:
         (r0, r1), (c0, c1) = rows, columns
+        if rows == columns and block.is_contiguous():
+            # a block of a tile with itself holds every pair in both orientations: its
+            # minima over ranges of rows (the fast layout) give the same information
+            block = block.T
         first = int(np.searchsorted(self.bounds, c0, side="right")) - 1
         last = int(np.searchsorted(self.bounds, c1, side="left"))
         found = _segment_minima(block, np.maximum(self.bounds[first:last], c0) - c0)
@@ -266,13 +267,26 @@ def _segment_minima(block: torch.Tensor, starts: np.ndarray) -> torch.Tensor:
     ``starts`` (ascending, the first 0) and end at the next start or the last column."""
     if starts.size == 1:  # one class: a plain minimum (fast in either layout)
         return block.amin(dim=1, keepdim=True)
-    if engine.host_kernels(block):  # numpy's reduceat is the fastest segmented minimum here
+    if engine.host_kernels(block):
         if not block.is_contiguous() and block.T.is_contiguous():  # a transposed block:
-            return torch.from_numpy(np.minimum.reduceat(block.T.numpy(), starts, axis=0).T)  # reduce in its layout
-        return torch.from_numpy(np.minimum.reduceat(block.numpy(), starts, axis=1))
+            return torch.from_numpy(_minima_of_row_ranges(block.T.numpy(), starts).T)  # reduce in its layout
+        return torch.from_numpy(np.minimum.reduceat(block.numpy(), starts, axis=1))  # the fastest along rows
     lengths = np.diff(np.r_[starts, block.shape[1]])
     segments = torch.as_tensor(lengths, device=block.device).expand(block.shape[0], -1)
     return torch.segment_reduce(block.contiguous(), "min", lengths=segments.contiguous(), axis=1)
+
+
+def _minima_of_row_ranges(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """``(G, W)`` minimum of the rows of the C-contiguous ``(R, W)`` ``values`` over the row
+    ranges that begin at ``starts`` (ascending, the first 0). One contiguous reduction per
+    range runs near memory speed: ten times faster than ``np.minimum.reduceat`` along
+    axis 0, unless the ranges are only a few rows long."""
+    if values.shape[0] < 8 * starts.size:
+        return np.minimum.reduceat(values, starts, axis=0)
+    out = np.empty((starts.size, values.shape[1]), dtype=values.dtype)
+    for index, (lo, hi) in enumerate(zip(starts.tolist(), starts[1:].tolist() + [values.shape[0]])):
+        np.minimum.reduce(values[lo:hi], axis=0, out=out[index])
+    return out
 
 
 def _conflicting_duplicates(duplicates, codes) -> np.ndarray:
@@ -320,14 +334,21 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
 
     Work in squared distances of the scaled features ``found.scale · X`` (the units of
     ``class_minima``, each row's float32 minimum over each class, and of the rounding bound
-    ``e_r = found.error_bound``). A row's exact nearest other-label sample
-    (``found.distances[:, 0]``, ``nearest_class``; sorted order) gives its exact distance
-    to that class. ``upper[a, b]``, the smaller of those exact values and of
-    ``min_r (class_minima[r, b] + e_r)``, bounds the class-pair minimum from above; a row r
-    of class a can reach it only if ``class_minima[r, b] − e_r`` and its squared nearest
-    other-label distance are both at most ``upper[a, b]``. Only those rows are re-measured,
-    one class b at a time, in float64 by ``exact`` (:class:`~.exact.ExactDistances`, by
-    position; for two classes, usually none)."""
+    ``e_r = found.error_bound``, which bounds the error of every value from row r). A row's
+    exact nearest other-label sample (``found.distances[:, 0]``, ``nearest_class``; sorted
+    order) gives its exact distance to that class. ``upper[a, b]``, the smaller of those
+    exact values and of ``min_r (class_minima[r, b] + e_r)`` over both orientations, bounds
+    the class-pair minimum from above.
+
+    Each pair of rows was computed once, and its one approximate value ``v`` was offered
+    to both rows' class minima. So if the closest pair (r, c) of classes a, b is not
+    already known exactly, both ``class_minima[r, b] − e_r ≤ v − e_r ≤ upper[a, b]`` and
+    ``class_minima[c, a] − e_c ≤ upper[a, b]``, and neither row's exact nearest
+    other-label distance exceeds it: r and c are both *candidates* of the class pair (a
+    row whose nearest other-label sample is of class b has its exact distance to b already,
+    and is no candidate toward b). Only the pairs of a class pair's candidates (usually one or two on each side) are
+    re-measured, in float64 from their differences by ``exact``
+    (:class:`~.exact.ExactDistances`, by position)."""
     n_classes = bounds.shape[0] - 1
     scale = found.scale
     nearest = found.distances[:, 0]
@@ -337,6 +358,7 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
     best = np.full((n_classes, n_classes), _INF)  # exact, in feature units
     known = nearest_class >= 0
     np.minimum.at(best, (codes[known], nearest_class[known]), nearest[known])
+    best = np.minimum(best, best.T)
     upper = (best * scale) ** 2
     chunks = [(lo, min(len(codes), lo + _MAYBE_ROWS)) for lo in range(0, len(codes), _MAYBE_ROWS)]
     for lo, hi in chunks:  # row chunks: (rows, C) temporaries; rows sorted by class
@@ -344,6 +366,7 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
         starts = np.flatnonzero(np.r_[True, codes[lo + 1 : hi] != codes[lo : hi - 1]])
         owners = codes[lo + starts]
         upper[owners] = np.minimum(upper[owners], np.minimum.reduceat(reach, starts, axis=0))
+    upper = np.minimum(upper, upper.T)
     rows, targets = [], []
     for lo, hi in chunks:
         low = class_minima[lo:hi].double().cpu().numpy() - error[lo:hi, None]
@@ -354,55 +377,44 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
         chunk_rows, chunk_targets = np.nonzero(maybe)
         rows.append(chunk_rows + lo)
         targets.append(chunk_targets)
-    rows, targets = np.concatenate(rows), np.concatenate(targets)
-    order = np.argsort(targets, kind="stable")
-    rows, targets = rows[order], targets[order]
-    starts = np.flatnonzero(np.r_[True, np.diff(targets) != 0]) if rows.size else np.empty(0, dtype=np.int64)
-    with one_torch_thread():  # the float64 products below run on numpy's BLAS threads
-        for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
-            b = int(targets[first])
-            _refine_class(exact, best, upper, codes, rows[first:last], np.arange(bounds[b], bounds[b + 1]), b)
+    first, second = _candidate_pairs(np.concatenate(rows), np.concatenate(targets), codes, n_classes)
+    if first.size:
+        with one_torch_thread():  # the row sums below run on numpy
+            squared = exact(first, second)
+        squared[squared == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
+        np.minimum.at(best, (codes[first], codes[second]), np.sqrt(squared) / scale)
     return np.minimum(best, best.T)
 
 
-def _refine_class(exact, best, upper, codes, candidates, others, b) -> None:
-    """Lower ``best[a, b]`` (feature units) to the exact smallest non-identical distance
-    from the ``candidates`` (positions, ascending, of classes a ≠ b) to the rows
-    ``others`` of class b.
+def _candidate_pairs(rows: np.ndarray, targets: np.ndarray, codes: np.ndarray, n_classes: int):
+    """Every pair of candidates of each class pair: ``(first, second)`` positions, one of
+    class a and one of class b, for each candidate ``rows[i]`` (of class ``codes[rows[i]]``)
+    toward class ``targets[i]``. Candidates of a class pair on one side only give nothing."""
+    own = codes[rows]
+    low, high = np.minimum(own, targets), np.maximum(own, targets)
+    key = low * n_classes + high
+    side = (own > targets).astype(np.int64)  # 0: the candidate is of the lower class
+    order = np.lexsort((rows, side, key))
+    key, side, rows = key[order], side[order], rows[order]
+    group = key * 2 + side
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.empty(0, dtype=np.int64)
+    counts = np.diff(np.r_[starts, group.size])
+    group_key, group_side = key[starts], side[starts]
+    # a lower-side group pairs with the upper-side group right after it, of the same key
+    lower = np.flatnonzero((group_side[:-1] == 0) & (group_side[1:] == 1) & (group_key[:-1] == group_key[1:]))
+    upper = lower + 1
+    n_lower, n_upper = counts[lower], counts[upper]
+    # each lower candidate is repeated once per upper candidate of its class pair
+    lower_rows = np.repeat(np.repeat(starts[lower], n_lower) + _ranges(n_lower), np.repeat(n_upper, n_lower))
+    upper_start = np.repeat(np.repeat(starts[upper], n_lower), np.repeat(n_upper, n_lower))
+    upper_rows = upper_start + _ranges(np.repeat(n_upper, n_lower))
+    return rows[lower_rows], rows[upper_rows]
 
-    A float64 product ``‖x‖² + ‖y‖² − 2x·y`` (rows centred on class b) first screens the
-    pairs: its error is at most ``m = c₆₄ · (‖x‖² + ‖y‖²)``, with c₆₄ the float32 bound's
-    constant at the float64 unit roundoff (docs/science.md §4). Per class a, every pair
-    whose value minus m exceeds the smallest value plus m (or ``upper[a, b]``) cannot be
-    the minimum; the rest, and every pair that may be an identical twin (value ≤ m), are
-    re-measured from their differences."""
-    source, scale = exact.source, exact.scale
-    factor = error_bound_factor(source.n_features, source.n_features) * 2.0**-29  # u₆₄ / u₃₂
-    B = source.take(others).astype(np.float64) * scale
-    shift = B.mean(axis=0)
-    B -= shift
-    norms_b = np.einsum("ij,ij->i", B, B)
-    # candidate rows per float64 product: a few MiB of them, and of the product
-    step = max(1, min(_REFINE_BYTES // (8 * source.n_features), _REFINE_BYTES // (8 * others.size)))
-    for lo in range(0, candidates.size, step):
-        chunk = candidates[lo : lo + step]
-        A = source.take(chunk).astype(np.float64) * scale
-        A -= shift
-        norms_a = np.einsum("ij,ij->i", A, A)
-        total = norms_a[:, None] + norms_b[None, :]
-        approx = total - 2.0 * (A @ B.T)
-        margin = factor * total
-        maybe_twin = approx - margin <= 0.0
-        reach = np.where(maybe_twin, _INF, approx + margin).min(axis=1)
-        chunk_codes = codes[chunk]
-        starts = np.flatnonzero(np.r_[True, chunk_codes[1:] != chunk_codes[:-1]])
-        classes_here = chunk_codes[starts]
-        limit = np.minimum(upper[classes_here, b], np.minimum.reduceat(reach, starts))
-        row_limit = np.repeat(limit, np.diff(np.r_[starts, chunk.size]))
-        keep = (approx - margin <= row_limit[:, None]) | maybe_twin
-        pair_rows, pair_columns = np.nonzero(keep)
-        if pair_rows.size == 0:
-            continue
-        squared = exact(chunk[pair_rows], others[pair_columns])
-        squared[squared == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
-        np.minimum.at(best[:, b], chunk_codes[pair_rows], np.sqrt(squared) / scale)
+
+def _ranges(lengths: np.ndarray) -> np.ndarray:
+    """``0, 1, …, n − 1`` for each n of ``lengths``, concatenated."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.size == 0:
+        return np.empty(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    return np.arange(ends[-1]) - np.repeat(ends - lengths, lengths)

@@ -336,6 +336,17 @@ def test_large_clusters_of_near_duplicates_match_brute_force():
     assert_matches_brute_force(sharpness(X, labels, top=5), X, labels, 5)
 
 
+@pytest.mark.filterwarnings("ignore:.*K_F expects class labels")
+def test_many_classes_of_near_duplicates_match_brute_force():
+    """Clusters of 6 near-copies of large norm spread over 12 classes: float32 cannot tell
+    a class pair's closest pair from its other candidates, so several candidates on each
+    side are re-measured against each other."""
+    rng = np.random.default_rng(11)
+    X = near_duplicates_of_large_norm(rng, n_bases=30, n_copies=5)
+    labels = rng.integers(0, 12, size=len(X))
+    assert_matches_brute_force(sharpness(X, labels, top=20), X, labels, 20)
+
+
 def test_same_label_and_conflicting_duplicates():
     rng = np.random.default_rng(7)
     X = rng.normal(size=(200, 6))
