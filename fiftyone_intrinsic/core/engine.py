@@ -178,11 +178,12 @@ class _TiledSearch:
                 self.observe(block, (a0, a1), (b0, b1))
                 if a != b:
                     self.observe(block.T, (b0, b1), (a0, a1))
-            self._offer(a0, block, b0)
+            minima = _group_minima(block, False)
+            self._offer(a0, block, b0, minima=minima)
             if a != b:
                 self._offer(b0, block, a0, transposed=True)
             if self.top:
-                self._offer_pairs(block, a0, b0, a == b)
+                self._offer_pairs(block, a0, b0, a == b, minima)
             done += self.plan.cost((a, b))
             if self.progress is not None:
                 self.progress(n_rows * done // total, n_rows)
@@ -223,30 +224,24 @@ class _TiledSearch:
             self.mask(block, rows, columns)
         return block
 
-    def _offer(self, lo: int, block: torch.Tensor, column_lo: int, transposed: bool = False) -> None:
+    def _offer(self, lo: int, block: torch.Tensor, column_lo: int, transposed: bool = False,
+               minima: torch.Tensor | None = None) -> None:
         """Merge a block into the running lists of its rows (positions ``lo..``; columns at
         ``column_lo..``), or with ``transposed`` of its columns (positions ``lo..``; rows
         at ``column_lo..``). A row with a full list takes only the values up to its largest
         kept one (few, after the first tiles). A row with free places takes the values up
-        to the m-th smallest of the block's minima over groups of columns: m distinct
-        entries lie at or below it, so its list fills, at a fraction of a full selection."""
-        view = block.T if transposed else block
-        limits = self.values[lo : lo + view.shape[0], -1]
+        to the m-th smallest of its minima over groups of columns: m distinct entries lie
+        at or below it, so its list fills, at a fraction of a full selection. ``minima``:
+        the block's :func:`_group_minima` in this orientation, when already computed."""
+        if minima is None:
+            minima = _group_minima(block, transposed)
+        limits = self.values[lo : lo + minima.shape[0], -1]
         fresh = torch.isinf(limits)
         if fresh.any():
-            limits = torch.where(fresh, _group_minima_limit(block, self.m, transposed), limits)
-        # only rows whose minimum reaches their limit take anything (few, after the first
-        # tiles): two cheap reductions spare a comparison of the whole block
-        reached = torch.nonzero(view.amin(dim=1) <= limits).flatten()
-        if reached.numel() == 0:
-            return
-        if reached.numel() * 4 > view.shape[0]:
-            rows, columns = _below(block, limits, transposed, inclusive=True)
-        else:
-            rows, columns = _below(view[reached].contiguous(), limits[reached], False, inclusive=True)
-            rows = reached[rows]
+            limits = torch.where(fresh, _mth_smallest(minima, self.m), limits)
+        rows, columns, values = _entries_at_most(block, transposed, minima, limits)
         if rows.numel():
-            self._merge_sparse(lo + rows, view[rows, columns], columns + column_lo)
+            self._merge_sparse(lo + rows, values, columns + column_lo)
 
     def _merge_dense(self, rows: torch.Tensor, values: torch.Tensor, columns: torch.Tensor) -> None:
         all_values = torch.cat([self.values[rows], values], dim=1)
@@ -267,10 +262,11 @@ class _TiledSearch:
         dense_columns[inverse, slot] = columns
         self._merge_dense(unique, dense_values, dense_columns)
 
-    def _offer_pairs(self, block: torch.Tensor, row_lo: int, column_lo: int, diagonal: bool) -> None:
+    def _offer_pairs(self, block: torch.Tensor, row_lo: int, column_lo: int, diagonal: bool, minima: torch.Tensor) -> None:
         """Keep the block's pairs that may be among the ``top`` closest: within twice the
         largest error of the ``top``-th smallest value seen so far (of this block, while
-        fewer than ``top`` pairs have been kept)."""
+        fewer than ``top`` pairs have been kept). ``minima``: the block's
+        :func:`_group_minima`."""
         limit = self.pair_limit
         if math.isinf(limit):
             # a diagonal block holds each pair twice, as two values within 2·error of each
@@ -278,18 +274,19 @@ class _TiledSearch:
             wanted = self.top * (2 if diagonal else 1)
             # the rows' minima are entries of distinct rows: the wanted-th smallest of them
             # bounds that many entries (a full selection over the block is 10x slower)
-            values = block.amin(dim=1) if block.shape[0] >= wanted else block.flatten()
+            values = minima.amin(dim=1) if block.shape[0] >= wanted else block.flatten()
             n = min(wanted, values.numel())
             largest = torch.topk(values, n, largest=False, sorted=True).values[-1].item()
             margin = (4.0 if diagonal else 2.0) * self.max_error
             limit = largest + margin if n == wanted else float("inf")
-        rows, columns = _below(block, torch.full((block.shape[0],), limit, device=block.device), False, inclusive=True)
+        limits = torch.full((block.shape[0],), limit, dtype=block.dtype, device=block.device)
+        rows, columns, values = _entries_at_most(block, False, minima, limits)
         if diagonal:  # each unordered pair once: the upper triangle
             upper = rows < columns
-            rows, columns = rows[upper], columns[upper]
+            rows, columns, values = rows[upper], columns[upper], values[upper]
         if rows.numel():
             self.pair_parts.append(
-                ((rows + row_lo).cpu().numpy(), (columns + column_lo).cpu().numpy(), block[rows, columns].cpu().numpy())
+                ((rows + row_lo).cpu().numpy(), (columns + column_lo).cpu().numpy(), values.cpu().numpy())
             )
             self.pair_count += int(rows.numel())
         if self.pair_count >= self.top and (math.isinf(self.pair_limit) or self.pair_count > 4 * self.top + 4096):
@@ -397,52 +394,79 @@ def host_kernels(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu"
 
 
-#: Columns per group whose minimum bounds a fresh row's m-th smallest value.
+#: Columns per group of a block's group minima (:func:`_group_minima`).
 _GROUP_COLUMNS = 32
 
 
-def _group_minima_limit(block: torch.Tensor, m: int, transposed: bool) -> torch.Tensor:
-    """Per row of ``block`` (or of ``block.T``): the m-th smallest of its minima over
-    groups of ``_GROUP_COLUMNS`` columns (``inf`` when there are fewer than m groups with
-    a finite value). At least m entries of the row are at most this value."""
-    values = block.T if transposed else block
-    n_rows, width = values.shape
-    full = width - width % _GROUP_COLUMNS
+def _groups(block: torch.Tensor, transposed: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Views of ``block`` (or of ``block.T``) cut into whole groups of ``_GROUP_COLUMNS``
+    columns, ``(rows, groups, 32)`` (or ``(groups, 32, rows)`` for ``block.T``, whose columns
+    are the block's rows), and the remaining columns, ``(rows, tail)`` in the view's
+    orientation; ``None`` where there are none. No copy."""
+    size = _GROUP_COLUMNS
+    height, width = block.shape
+    if transposed:
+        n_groups = height // size
+        whole = block[: n_groups * size].view(n_groups, size, width) if n_groups else None
+        tail = block[n_groups * size :].T if height % size else None
+    else:
+        n_groups = width // size
+        whole = block.as_strided((height, n_groups, size), (block.stride(0), size, 1)) if n_groups else None
+        tail = block[:, n_groups * size :] if width % size else None
+    return whole, tail
+
+
+def _group_minima(block: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """``(R, G)`` minima of each row of ``block`` (or of ``block.T``, R its columns) over
+    groups of ``_GROUP_COLUMNS`` consecutive columns, the last group the remaining columns.
+    One pass over the block, in its own layout."""
+    whole, tail = _groups(block, transposed)
     parts = []
-    if full:
-        grouped = block[:full].reshape(full // _GROUP_COLUMNS, _GROUP_COLUMNS, n_rows) if transposed \
-            else block[:, :full].reshape(n_rows, full // _GROUP_COLUMNS, _GROUP_COLUMNS)
-        parts.append(grouped.amin(dim=1).T if transposed else grouped.amin(dim=2))
-    if full < width:
-        tail = block[full:] if transposed else block[:, full:]
-        parts.append(tail.amin(dim=0)[:, None] if transposed else tail.amin(dim=1, keepdim=True))
-    minima = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    if whole is not None:
+        parts.append(whole.amin(dim=1).T if transposed else whole.amin(dim=2))
+    if tail is not None:
+        parts.append(tail.amin(dim=1, keepdim=True))
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+def _mth_smallest(minima: torch.Tensor, m: int) -> torch.Tensor:
+    """Per row, the m-th smallest of its group ``minima`` (``inf`` when there are fewer
+    than m groups). At least m entries of the row, in distinct groups, are at most it."""
     if minima.shape[1] < m:
-        return torch.full((n_rows,), float("inf"), dtype=block.dtype, device=block.device)
+        return torch.full((minima.shape[0],), float("inf"), dtype=minima.dtype, device=minima.device)
     return torch.kthvalue(minima, m, dim=1).values if host_kernels(minima) else \
         torch.topk(minima, m, dim=1, largest=False).values[:, -1]
 
 
-def _below(block: torch.Tensor, limits: torch.Tensor, transposed: bool, inclusive: bool = False):
-    """``(rows, columns)`` of the finite entries of ``block`` (or of ``block.T``) below
-    (or with ``inclusive`` at most) their row's limit, ordered by row. On the CPU numpy's
-    comparison and ``flatnonzero`` are three times faster than torch's ``nonzero``, and
-    work on the block's own layout."""
-    compare = np.less_equal if inclusive else np.less
-    if not host_kernels(block):
-        view = block.T if transposed else block
-        hits = (view <= limits[:, None]) if inclusive else (view < limits[:, None])
-        return torch.nonzero(hits & torch.isfinite(view), as_tuple=True)
-    values, width = block.numpy(), block.shape[1]
-    limit = limits.numpy()
-    if inclusive and np.isinf(limit).any():  # inf <= inf: keep masked entries out
-        limit = np.where(np.isinf(limit), np.finfo(np.float32).max, limit)
-    flat = np.flatnonzero(compare(values, limit[None, :] if transposed else limit[:, None]))
-    rows, columns = np.divmod(flat, width)
-    if transposed:
-        order = np.argsort(columns, kind="stable")
-        rows, columns = columns[order], rows[order]
-    return torch.from_numpy(rows), torch.from_numpy(columns)
+def _entries_at_most(block: torch.Tensor, transposed: bool, minima: torch.Tensor, limits: torch.Tensor):
+    """``(rows, columns, values)`` of the finite entries of ``block`` (or of ``block.T``)
+    at most their row's limit, ordered by row. Only the groups whose minimum (``minima``
+    from :func:`_group_minima`) is within the limit are read: a comparison of ``G`` minima
+    per row and a gather of the few groups that qualify, instead of a pass over the block."""
+    limits = limits.clamp(max=torch.finfo(block.dtype).max)  # inf <= inf: masked entries stay out
+    hit_rows, hit_groups = torch.nonzero(minima <= limits[:, None], as_tuple=True)
+    whole, tail = _groups(block, transposed)
+    n_whole = 0 if whole is None else (whole.shape[0] if transposed else whole.shape[1])
+    found = []
+    in_whole = hit_groups < n_whole
+    if whole is not None and bool(in_whole.any()):
+        rows, groups = hit_rows[in_whole], hit_groups[in_whole]
+        values = whole[groups, :, rows] if transposed else whole[rows, groups]  # (H, 32)
+        which, offsets = torch.nonzero(values <= limits[rows, None], as_tuple=True)
+        found.append((rows[which], groups[which] * _GROUP_COLUMNS + offsets, values[which, offsets]))
+    if tail is not None and not bool(in_whole.all()):
+        rows = torch.unique(hit_rows[~in_whole])
+        values = tail[rows]
+        which, offsets = torch.nonzero(values <= limits[rows, None], as_tuple=True)
+        found.append((rows[which], n_whole * _GROUP_COLUMNS + offsets, values[which, offsets]))
+    if not found:
+        empty = torch.empty(0, dtype=torch.int64, device=block.device)
+        return empty, empty, torch.empty(0, dtype=block.dtype, device=block.device)
+    if len(found) == 1:
+        return found[0]
+    rows, columns, values = (torch.cat(part) for part in zip(*found))
+    order = torch.sort(rows, stable=True).indices
+    return rows[order], columns[order], values[order]
 
 
 def _k_smallest(values: np.ndarray, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

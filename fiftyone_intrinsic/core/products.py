@@ -13,6 +13,7 @@ machine (measured once per process): they differ by up to 2× between CPUs.
 from __future__ import annotations
 
 import functools
+import math
 import time
 
 import numpy as np
@@ -95,6 +96,7 @@ class TileProducts:
         self.scale = scale
         self.device = device
         self.d_chunk = d_chunk
+        self._kept: dict[str, torch.Tensor] = {}
         n_rows, n_features = source.n_rows, source.n_features
         self.split = n_features > 2 * d_chunk
         # any common shift leaves distances unchanged: the mean of a sample of rows
@@ -154,6 +156,15 @@ class TileProducts:
         target[lo:hi, -2] = torch.from_numpy(norms).to(self.device, torch.float32)
         target[lo:hi, -1] = 1.0
 
+    def _reused(self, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        """A ``shape`` tensor in memory kept under ``name`` and reused by later calls
+        (grown when too small)."""
+        numel = math.prod(shape)
+        kept = self._kept.get(name)
+        if kept is None or kept.numel() < numel:
+            kept = self._kept[name] = torch.empty(numel, dtype=dtype, device=self.device)
+        return kept[:numel].view(shape)
+
     def tile(self, lo: int, hi: int) -> PreparedTile:
         """The prepared rows ``lo..hi`` on the device."""
         if self.resident is not None:
@@ -169,12 +180,13 @@ class TileProducts:
     def block(self, rows: PreparedTile, columns: PreparedTile, row_range, column_range) -> torch.Tensor:
         """``(R, S)`` float32 approximate squared distances between the prepared ``rows``
         (positions ``row_range``) and ``columns`` (positions ``column_range``, prepared by
-        :meth:`PreparedTile.as_right`)."""
+        :meth:`PreparedTile.as_right`). The block lives in memory reused by the next call:
+        fresh pages for every block cost more than a third of its matrix product."""
         (r0, r1), (c0, c1) = row_range, column_range
-        out = torch.empty((r1 - r0, c1 - c0), dtype=torch.float32, device=self.device)
+        out = self._reused("block", (r1 - r0, c1 - c0), torch.float32)
         if not self.split:
             return _matmul(rows.left, columns.left.T, out)
-        total = torch.zeros(out.shape, dtype=torch.float64, device=self.device)
+        total = self._reused("total", out.shape, torch.float64).zero_()
         for lo in range(0, rows.left.shape[1], self.d_chunk):
             _matmul(rows.left[:, lo : lo + self.d_chunk], columns.left[:, lo : lo + self.d_chunk].T, out)
             if self.device.type == "cpu":  # numpy adds float32 into float64 8x faster than torch
