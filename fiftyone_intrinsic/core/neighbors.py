@@ -95,10 +95,13 @@ class DuplicateGroups:
 
     def groups(self) -> list[np.ndarray]:
         """Row indices of every distinct row that occurs more than once, ascending."""
-        order = np.argsort(self.inverse, kind="stable")
         counts = np.bincount(self.inverse, minlength=self.n_distinct)
-        splits = np.split(order, np.cumsum(counts)[:-1])
-        return [group for group in splits if group.shape[0] > 1]
+        repeated = counts > 1
+        if not repeated.any():
+            return []
+        rows = np.flatnonzero(repeated[self.inverse])  # only the rows of repeated content
+        order = rows[np.argsort(self.inverse[rows], kind="stable")]
+        return np.split(order, np.cumsum(counts[repeated])[:-1])
 
 
 def as_feature_matrix(X, name: str = "X") -> np.ndarray:
@@ -172,14 +175,21 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     first_hashes = _row_hashes(X, np.arange(n_rows), dtype, sampled)
     inverse = np.empty(n_rows, dtype=np.int64)
     representatives: list[int] = []
-    for members in _equal_groups(first_hashes, np.arange(n_rows)):
-        if members.size == 1:
-            inverse[members[0]] = len(representatives)
-            representatives.append(int(members[0]))
-            continue
+    ordered, starts = _hash_runs(first_hashes, np.arange(n_rows))
+    ends = np.r_[starts[1:], n_rows]
+    done = 0  # rows of ``ordered`` numbered so far
+    for lo, hi in zip(starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist()):
+        singles = ordered[done:lo]  # rows whose sampled hash is their own: distinct
+        inverse[singles] = len(representatives) + np.arange(singles.size)
+        representatives.extend(singles.tolist())
+        members = np.sort(ordered[lo:hi])
         full = _row_hashes(X, members, dtype, None) if sampled.size < n_features else first_hashes[:, members]
         for same in _equal_groups(full, members):
             _number_identical_rows(X, same, dtype, inverse, representatives)
+        done = hi
+    singles = ordered[done:]
+    inverse[singles] = len(representatives) + np.arange(singles.size)
+    representatives.extend(singles.tolist())
     return DuplicateGroups(inverse=inverse, representatives=np.asarray(representatives, dtype=np.int64))
 
 
@@ -205,13 +215,19 @@ def _row_hashes(X, rows: np.ndarray, dtype, columns) -> np.ndarray:
     return hashes
 
 
-def _equal_groups(hashes: np.ndarray, rows: np.ndarray):
-    """The runs of ``rows`` with equal ``(2, R)`` hashes, ordered by hash, each ascending."""
+def _hash_runs(hashes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ordered, starts)``: ``rows`` ordered by their ``(2, R)`` hashes (ties by row),
+    and where each run of equal hashes begins."""
     order = np.lexsort((rows, hashes[1], hashes[0]))
     same = (hashes[0, order[1:]] == hashes[0, order[:-1]]) & (hashes[1, order[1:]] == hashes[1, order[:-1]])
-    starts = np.flatnonzero(np.r_[True, ~same])
+    return rows[order], np.flatnonzero(np.r_[True, ~same])
+
+
+def _equal_groups(hashes: np.ndarray, rows: np.ndarray):
+    """The runs of ``rows`` with equal ``(2, R)`` hashes, ordered by hash, each ascending."""
+    ordered, starts = _hash_runs(hashes, rows)
     for first, last in zip(starts.tolist(), np.r_[starts[1:], rows.size].tolist()):
-        yield rows[order[first:last]]
+        yield ordered[first:last]
 
 
 def _number_identical_rows(X, members: np.ndarray, dtype, inverse: np.ndarray, representatives: list) -> None:
