@@ -9,7 +9,11 @@ is never read; entries are written under a temporary name and renamed into place
 crash or a concurrent run never leaves a partial one.
 
 The folder is ``$FIFTYONE_INTRINSIC_CACHE`` or ``~/.cache/fiftyone_intrinsic/features``.
-Images are decoded by ``num_workers`` processes (default: the cores available).
+Images are decoded by ``num_workers`` processes (default: the cores available). The store
+keeps at most ``$FIFTYONE_INTRINSIC_CACHE_MAX_GB`` GiB (default 50): after an entry is
+written, the least recently used others are removed until the rest fits (the new entry
+always stays), with the leftovers of decoding processes that died more than a day ago.
+A process that has an evicted entry open keeps reading it (POSIX unlink semantics).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,12 +33,16 @@ from ..core.preprocessing import preprocess_image
 from ..core.settings import Preprocessing
 from .image_headers import read_image_headers
 
-__all__ = ["store_folder", "store_key", "load_pixels", "decode_pixels", "available_cores"]
+__all__ = ["store_folder", "store_key", "load_pixels", "decode_pixels", "available_cores", "store_limit_bytes", "evict"]
 
 #: Bump when the layout or the meaning of stored values changes.
 FORMAT_VERSION = 2  # 2: 16-bit gray read as RGB keeps its depth (1 clipped it to 8 bits)
 #: Images per task sent to a decoding process.
 _TASK_IMAGES = 64
+#: GiB the store keeps when ``$FIFTYONE_INTRINSIC_CACHE_MAX_GB`` is not set.
+DEFAULT_MAX_GB = 50.0
+#: Seconds after which a partial entry of a process that no longer runs is removed.
+_STALE_PARTIAL_SECONDS = 24 * 3600
 
 
 def store_folder() -> Path:
@@ -48,6 +57,87 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def store_limit_bytes() -> int:
+    """Bytes the store keeps: ``$FIFTYONE_INTRINSIC_CACHE_MAX_GB`` GiB (default 50).
+
+    Raises:
+        ValueError: a value that is not a non-negative number.
+    """
+    configured = os.environ.get("FIFTYONE_INTRINSIC_CACHE_MAX_GB")
+    if configured is None:
+        return int(DEFAULT_MAX_GB * 2**30)
+    try:
+        gigabytes = float(configured)
+    except ValueError:
+        gigabytes = -1.0
+    if not gigabytes >= 0:
+        raise ValueError(
+            f"FIFTYONE_INTRINSIC_CACHE_MAX_GB={configured!r} is not a size in GiB; set it to a "
+            "non-negative number such as 50 (0 keeps only the entry just written)."
+        )
+    return int(gigabytes * 2**30)
+
+
+def evict(keep: str | None = None, limit_bytes: int | None = None) -> list[str]:
+    """Remove the least recently used entries (other than ``keep``) until the store holds
+    at most ``limit_bytes`` (default :func:`store_limit_bytes`), and partial entries of
+    processes that died more than a day ago. Returns the keys removed, oldest first.
+    Entries removed meanwhile by another process are skipped."""
+    folder = store_folder()
+    limit = store_limit_bytes() if limit_bytes is None else limit_bytes
+    if not folder.is_dir():
+        return []
+    _remove_stale_partials(folder)
+    entries = []  # (last used, key, bytes)
+    for meta in folder.glob("*.json"):
+        key = meta.name[: -len(".json")]
+        if "." in key:  # a partial entry's description
+            continue
+        try:
+            size = meta.stat().st_size + (folder / f"{key}.npy").stat().st_size
+            entries.append((meta.stat().st_mtime, key, size))
+        except FileNotFoundError:
+            continue
+    total = sum(size for _, _, size in entries)
+    removed = []
+    for _, key, size in sorted(entries):
+        if total <= limit:
+            break
+        if key == keep:
+            continue
+        for path in (folder / f"{key}.json", folder / f"{key}.npy"):  # the description first:
+            try:  # without it the entry no longer counts
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        total -= size
+        removed.append(key)
+    return removed
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """Remove ``<key>.<pid>-<id>.partial.*`` files older than a day whose process is gone."""
+    now = time.time()
+    for path in folder.glob("*.partial.*"):
+        try:
+            pid = int(path.name.split(".")[1].split("-")[0])
+            if now - path.stat().st_mtime < _STALE_PARTIAL_SECONDS or _process_runs(pid):
+                continue
+            path.unlink()
+        except (ValueError, IndexError, FileNotFoundError):
+            continue
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def store_key(sample_ids, filepaths, preprocessing: Preprocessing) -> str:
@@ -83,6 +173,10 @@ def load_pixels(key: str) -> Optional[tuple[np.ndarray, dict]]:
         return None  # unreadable: decode again (and replace it)
     if description.get("version") != FORMAT_VERSION or list(matrix.shape) != description.get("shape"):
         return None
+    try:
+        os.utime(meta)  # used now: the last to be evicted
+    except OSError:
+        pass  # a read-only store
     return matrix, description
 
 
@@ -92,6 +186,7 @@ def decode_pixels(key: str, filepaths, preprocessing: Preprocessing, num_workers
 
     With no size (or channel count) set, the images' headers are read first and different
     shapes are refused before anything is decoded."""
+    store_limit_bytes()  # a bad limit fails before any work
     if preprocessing.size is None or preprocessing.channels is None:
         _check_headers(filepaths, preprocessing)
     try:
@@ -148,6 +243,7 @@ def _decode_into_store(key, filepaths, preprocessing, num_workers, dtype, progre
         for leftover in (partial, partial.with_suffix(".json")):
             if leftover.exists():
                 leftover.unlink()
+    evict(keep=key)
     return load_pixels(key)
 
 

@@ -108,3 +108,80 @@ def test_an_unreadable_file_leaves_no_entry(digits_dataset):
     with pytest.raises(ValueError, match=r"1 of 150 images are missing or unreadable"):
         extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=8), num_workers=1))
     assert set(os.listdir(store_folder())) == before
+
+
+def _entry_bytes(folder, key):
+    return (folder / f"{key}.npy").stat().st_size + (folder / f"{key}.json").stat().st_size
+
+
+def test_the_least_recently_used_entries_are_evicted_beyond_the_size_limit(digits_dataset, tmp_path, monkeypatch):
+    """Reading an entry marks it used; a new entry evicts the least recently used others
+    until the store fits its limit, and is itself always kept."""
+    from fiftyone_intrinsic.datasets import feature_store
+
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE", str(tmp_path / "store"))
+    dataset, _ = digits_dataset
+    small, medium, large = (FeatureSettings(preprocessing=Preprocessing(size=n, value_range="byte"), num_workers=1)
+                            for n in (8, 10, 12))
+    first = extract_features(dataset, small)
+    second = extract_features(dataset, medium)
+    folder = store_folder()
+    keys = {}
+    keys["small"] = feature_store.store_key(*_ids_and_paths(dataset), small.preprocessing)
+    keys["medium"] = feature_store.store_key(*_ids_and_paths(dataset), medium.preprocessing)
+    assert {p.stem for p in folder.glob("*.json")} == {keys["small"], keys["medium"]}
+    now = os.stat(folder).st_mtime
+    os.utime(folder / f"{keys['small']}.json", (now - 200, now - 200))  # small: used longest ago
+    os.utime(folder / f"{keys['medium']}.json", (now - 100, now - 100))
+    extract_features(dataset, small)  # ... until read again: now medium is the oldest
+    room = _entry_bytes(folder, keys["small"]) + 150 * 144 + 4096  # small and the large entry fit
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE_MAX_GB", str(room / 2**30))
+    extract_features(dataset, large)
+    keys["large"] = feature_store.store_key(*_ids_and_paths(dataset), large.preprocessing)
+    assert {p.stem for p in folder.glob("*.json")} == {keys["small"], keys["large"]}
+    assert not (folder / f"{keys['medium']}.npy").exists()
+    np.testing.assert_array_equal(first.matrix, extract_features(dataset, small).matrix)  # still readable
+    messages = []
+    again = extract_features(dataset, medium, progress=lambda f, label: messages.append(label))
+    assert any("Decoded" in m for m in messages)  # evicted: decoded again
+    np.testing.assert_array_equal(again.matrix, second.matrix)
+
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE_MAX_GB", "0")  # only the entry just written stays
+    extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=6, value_range="byte"), num_workers=1))
+    assert len(list(folder.glob("*.json"))) == 1 and len(list(folder.glob("*.npy"))) == 1
+
+
+def _ids_and_paths(dataset):
+    return [str(i) for i in dataset.values("id")], dataset.values("filepath")
+
+
+def test_partial_entries_of_dead_processes_are_removed_after_a_day(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from fiftyone_intrinsic.datasets.feature_store import evict
+
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE", str(tmp_path / "store"))
+    folder = store_folder()
+    folder.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    old = os.stat(folder).st_mtime - 2 * 24 * 3600
+    stale = folder / f"{'a' * 40}.{dead_pid}-0123abcd.partial.npy"
+    recent = folder / f"{'b' * 40}.{dead_pid}-0123abcd.partial.npy"
+    running = folder / f"{'c' * 40}.{os.getpid()}-0123abcd.partial.npy"
+    for path in (stale, recent, running):
+        path.write_bytes(b"partial")
+    for path in (stale, running):
+        os.utime(path, (old, old))
+    assert evict() == []
+    assert not stale.exists() and recent.exists() and running.exists()
+
+
+def test_a_bad_size_limit_is_refused_before_decoding(digits_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE", str(tmp_path / "store"))
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE_MAX_GB", "fifty")
+    dataset, _ = digits_dataset
+    with pytest.raises(ValueError, match=r"FIFTYONE_INTRINSIC_CACHE_MAX_GB='fifty' is not a size in GiB"):
+        extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=8), num_workers=1))
+    assert not store_folder().exists() or not list(store_folder().iterdir())
