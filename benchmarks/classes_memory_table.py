@@ -1,15 +1,16 @@
 #!/usr/bin/env python
 """Exact K_F with many classes, its memory on a memmap, and extreme feature magnitudes.
 
-Prints three tables (issue 10's "top and classes", "memory" and "extreme values" items):
+Prints four tables (issue 10's "top and classes", "memory" and "extreme values" items):
 
 1. ``label_sharpness`` time for 2 … 1000 classes at one (N, D), beside a float32 blocked
    brute force over the cross-class pairs (numpy matmul identity, not exact: the floor any
    exact method is measured against), with the BLAS threadpoolctl reports.
-2. growth of the process's anonymous memory (``RssAnon``, sampled every 10 ms) while
+2. ``label_sharpness`` time and anonymous memory growth for ``top`` = 10 and 2000.
+3. growth of the process's anonymous memory (``RssAnon``, sampled every 10 ms) while
    ``label_sharpness`` runs on a float32 ``.npy`` memmap, and the answer beside a float64
    check of the pair it returns.
-3. K_F of features scaled by 1e20 (float32) and 1e-300 (float64) against the unscaled
+4. K_F of features scaled by 1e20 (float32) and 1e-300 (float64) against the unscaled
    answer.
 
 Run from the repository root::
@@ -80,6 +81,39 @@ def classes_table(n: int, d: int, class_counts, repeat: int = 1) -> list[str]:
     return rows
 
 
+def peak_growth(function, *args, **kwargs):
+    """``(seconds, anonymous memory growth in MiB, value)`` of one call (RssAnon sampled
+    every 10 ms)."""
+    base, peak, done = anonymous_mib(), [0.0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], anonymous_mib())
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    seconds, value = timed(function, *args, **kwargs)
+    done.set()
+    watcher.join()
+    return seconds, max(0.0, peak[0] - base), value
+
+
+def top_table(n: int, d: int, tops, repeat: int = 1) -> list[str]:
+    """``label_sharpness`` time and memory growth by ``top`` (two random classes)."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    labels = rng.integers(0, 2, size=n)
+    fi.label_sharpness(X[:256], labels[:256], device="cpu")
+    rows = ["| top | time (s) | anonymous memory growth (MiB) | pairs returned | K_F |", "|---|---|---|---|---|"]
+    for top in tops:
+        runs = [peak_growth(fi.label_sharpness, X, labels, top=top, device="cpu") for _ in range(repeat)]
+        seconds, growth = min(r[0] for r in runs), max(r[1] for r in runs)
+        result = runs[-1][2]
+        rows.append(f"| {top} | {seconds:.2f} | {growth:.0f} | {len(result.pairs)} | {result.k_f:.6g} |")
+    return rows
+
+
 def memory_table(n: int, d: int) -> list[str]:
     folder = tempfile.mkdtemp()
     path = os.path.join(folder, "features.npy")
@@ -92,25 +126,14 @@ def memory_table(n: int, d: int) -> list[str]:
     X = np.load(path, mmap_mode="r")
     labels = np.random.default_rng(2).integers(0, 2, size=n)
     fi.label_sharpness(np.asarray(X[:64]), labels[:64], device="cpu")  # imports and warm-up
-    base, peak, done = anonymous_mib(), [0.0], threading.Event()
-
-    def watch():
-        while not done.is_set():
-            peak[0] = max(peak[0], anonymous_mib())
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    seconds, result = timed(fi.label_sharpness, X, labels, device="cpu")
-    done.set()
-    watcher.join()
+    seconds, growth, result = peak_growth(fi.label_sharpness, X, labels, device="cpu")
     pair = result.pairs[0]
     check = float(np.linalg.norm(np.asarray(X[pair.i], np.float64) - np.asarray(X[pair.j], np.float64)))
     os.remove(path)
     return [
         "| N × D | data (MiB) | time (s) | anonymous memory growth (MiB) | closest pair | its distance, float64 check |",
         "|---|---|---|---|---|---|",
-        f"| {n} × {d} | {n * d * 4 / 2**20:.0f} | {seconds:.1f} | {peak[0] - base:.0f} | ({pair.i}, {pair.j}) "
+        f"| {n} × {d} | {n * d * 4 / 2**20:.0f} | {seconds:.1f} | {growth:.0f} | ({pair.i}, {pair.j}) "
         f"| {pair.distance:.9g} vs {check:.9g} |",
     ]
 
@@ -134,6 +157,7 @@ def main():
     parser.add_argument("--classes", type=int, nargs="+", default=[2, 10, 100, 1000])
     parser.add_argument("--memmap-n", type=int, default=30000)
     parser.add_argument("--memmap-d", type=int, default=2048)
+    parser.add_argument("--tops", type=int, nargs="+", default=[10, 2000])
     parser.add_argument("--repeat", type=int, default=1, help="runs per class count; the best time is reported")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}, "
@@ -143,6 +167,8 @@ def main():
               f"kernel {pool.get('architecture')} ({os.path.basename(pool.get('filepath', ''))})")
     print(f"\n### Exact K_F by number of classes, N = {args.n}, D = {args.d}, best of {args.repeat}\n")
     print("\n".join(classes_table(args.n, args.d, args.classes, args.repeat)))
+    print(f"\n### Exact K_F by top, N = {args.n}, D = {args.d}, two classes, best of {args.repeat}\n")
+    print("\n".join(top_table(args.n, args.d, args.tops, args.repeat)))
     print("\n### Anonymous memory on a float32 memmap\n")
     print("\n".join(memory_table(args.memmap_n, args.memmap_d)))
     print("\n### Extreme magnitudes\n")
