@@ -402,8 +402,10 @@ def _groups(block: torch.Tensor, transposed: bool) -> tuple[torch.Tensor | None,
     """Views of ``block`` (or of ``block.T``) cut into whole groups of ``_GROUP_COLUMNS``
     columns, ``(rows, groups, 32)`` (or ``(groups, 32, rows)`` for ``block.T``, whose columns
     are the block's rows), and the remaining columns, ``(rows, tail)`` in the view's
-    orientation; ``None`` where there are none. No copy."""
+    orientation; ``None`` where there are none. No copy of a contiguous block (the search's
+    blocks are)."""
     size = _GROUP_COLUMNS
+    block = block if block.is_contiguous() else block.contiguous()
     height, width = block.shape
     if transposed:
         n_groups = height // size
