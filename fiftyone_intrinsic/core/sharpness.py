@@ -340,15 +340,15 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
     exact values and of ``min_r (class_minima[r, b] + e_r)`` over both orientations, bounds
     the class-pair minimum from above.
 
-    Each pair of rows was computed once, and its one approximate value ``v`` was offered
-    to both rows' class minima. So if the closest pair (r, c) of classes a, b is not
-    already known exactly, both ``class_minima[r, b] − e_r ≤ v − e_r ≤ upper[a, b]`` and
-    ``class_minima[c, a] − e_c ≤ upper[a, b]``, and neither row's exact nearest
+    Every pair of rows had an approximate value ``v`` (within the bound of its exact one)
+    offered to both rows' class minima. So if the closest pair (r, c) of classes a, b is
+    not already known exactly, both ``class_minima[r, b] − e_r ≤ v − e_r ≤ upper[a, b]``
+    and ``class_minima[c, a] − e_c ≤ upper[a, b]``, and neither row's exact nearest
     other-label distance exceeds it: r and c are both *candidates* of the class pair (a
-    row whose nearest other-label sample is of class b has its exact distance to b already,
-    and is no candidate toward b). Only the pairs of a class pair's candidates (usually one or two on each side) are
-    re-measured, in float64 from their differences by ``exact``
-    (:class:`~.exact.ExactDistances`, by position)."""
+    row whose nearest other-label sample is of class b has its exact distance to b
+    already, and is no candidate toward b). Only the pairs of a class pair's candidates
+    (usually one or two on each side) are re-measured, in float64 from their differences
+    by ``exact`` (:class:`~.exact.ExactDistances`, by position)."""
     n_classes = bounds.shape[0] - 1
     scale = found.scale
     nearest = found.distances[:, 0]
