@@ -394,7 +394,7 @@ def _candidate_pairs(rows: np.ndarray, targets: np.ndarray, codes: np.ndarray, n
     low, high = np.minimum(own, targets), np.maximum(own, targets)
     key = low * n_classes + high
     side = (own > targets).astype(np.int64)  # 0: the candidate is of the lower class
-    order = np.lexsort((rows, side, key))
+    order = np.argsort(key * 2 + side, kind="stable")  # rows stay ascending within a group
     key, side, rows = key[order], side[order], rows[order]
     group = key * 2 + side
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if group.size else np.empty(0, dtype=np.int64)
