@@ -177,19 +177,18 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     representatives: list[int] = []
     ordered, starts = _hash_runs(first_hashes, np.arange(n_rows))
     ends = np.r_[starts[1:], n_rows]
+    shared = ends - starts > 1  # runs of several rows: maybe identical
     done = 0  # rows of ``ordered`` numbered so far
-    for lo, hi in zip(starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist()):
+    for lo, hi in zip(starts[shared].tolist() + [n_rows], ends[shared].tolist() + [n_rows]):
         singles = ordered[done:lo]  # rows whose sampled hash is their own: distinct
         inverse[singles] = len(representatives) + np.arange(singles.size)
         representatives.extend(singles.tolist())
-        members = np.sort(ordered[lo:hi])
-        full = _row_hashes(X, members, dtype, None) if sampled.size < n_features else first_hashes[:, members]
-        for same in _equal_groups(full, members):
-            _number_identical_rows(X, same, dtype, inverse, representatives)
+        members = ordered[lo:hi]  # ascending (ties of the hash order by row)
+        if members.size:
+            full = _row_hashes(X, members, dtype, None) if sampled.size < n_features else first_hashes[:, members]
+            for same in _equal_groups(full, members):
+                _number_identical_rows(X, same, dtype, inverse, representatives)
         done = hi
-    singles = ordered[done:]
-    inverse[singles] = len(representatives) + np.arange(singles.size)
-    representatives.extend(singles.tolist())
     return DuplicateGroups(inverse=inverse, representatives=np.asarray(representatives, dtype=np.int64))
 
 
