@@ -13,7 +13,8 @@ Images are decoded by ``num_workers`` processes (default: the cores available). 
 keeps at most ``$FIFTYONE_INTRINSIC_CACHE_MAX_GB`` GiB (default 50): after an entry is
 written, the least recently used others are removed until the rest fits (the new entry
 always stays), with the leftovers of decoding processes that died more than a day ago.
-A process that has an evicted entry open keeps reading it (POSIX unlink semantics).
+A process that has an evicted entry open keeps reading it (POSIX unlink semantics). Only
+files named like the store's own are ever removed: the folder may hold other files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +45,10 @@ _TASK_IMAGES = 64
 DEFAULT_MAX_GB = 50.0
 #: Seconds after which a partial entry of a process that no longer runs is removed.
 _STALE_PARTIAL_SECONDS = 24 * 3600
+#: Names of the store's own files: an entry's description and a partial entry. Nothing
+#: else in the folder is ever removed (it may be a user's folder).
+_ENTRY_NAME = re.compile(r"(?P<key>[0-9a-f]{40})\.json")
+_PARTIAL_NAME = re.compile(r"[0-9a-f]{40}\.(?P<pid>[0-9]+)-[0-9a-f]{8}\.partial\.(npy|json)")
 
 
 def store_folder() -> Path:
@@ -92,9 +98,10 @@ def evict(keep: str | None = None, limit_bytes: int | None = None) -> list[str]:
     _remove_stale_partials(folder)
     entries = []  # (last used, key, bytes)
     for meta in folder.glob("*.json"):
-        key = meta.name[: -len(".json")]
-        if "." in key:  # a partial entry's description
+        match = _ENTRY_NAME.fullmatch(meta.name)
+        if match is None:  # a partial entry's description, or not the store's
             continue
+        key = match["key"]
         try:
             size = meta.stat().st_size + (folder / f"{key}.npy").stat().st_size
             entries.append((meta.stat().st_mtime, key, size))
@@ -121,12 +128,14 @@ def _remove_stale_partials(folder: Path) -> None:
     """Remove ``<key>.<pid>-<id>.partial.*`` files older than a day whose process is gone."""
     now = time.time()
     for path in folder.glob("*.partial.*"):
+        match = _PARTIAL_NAME.fullmatch(path.name)
+        if match is None:
+            continue
         try:
-            pid = int(path.name.split(".")[1].split("-")[0])
-            if now - path.stat().st_mtime < _STALE_PARTIAL_SECONDS or _process_runs(pid):
+            if now - path.stat().st_mtime < _STALE_PARTIAL_SECONDS or _process_runs(int(match["pid"])):
                 continue
             path.unlink()
-        except (ValueError, IndexError, FileNotFoundError):
+        except FileNotFoundError:
             continue
 
 

@@ -185,3 +185,22 @@ def test_a_bad_size_limit_is_refused_before_decoding(digits_dataset, tmp_path, m
     with pytest.raises(ValueError, match=r"FIFTYONE_INTRINSIC_CACHE_MAX_GB='fifty' is not a size in GiB"):
         extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=8), num_workers=1))
     assert not store_folder().exists() or not list(store_folder().iterdir())
+
+
+def test_eviction_removes_only_the_stores_own_files(digits_dataset, tmp_path, monkeypatch):
+    """A store folder may hold files of the user's: only entries named like the store's
+    (a 40-hex key) and its partial entries are ever removed."""
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE", str(tmp_path / "store"))
+    monkeypatch.setenv("FIFTYONE_INTRINSIC_CACHE_MAX_GB", "0")
+    folder = store_folder()
+    folder.mkdir(parents=True)
+    yours = [folder / "notes.json", folder / "notes.npy", folder / "data.partial.npy"]
+    for path in yours:
+        path.write_bytes(b"the user's")
+    old = os.stat(folder).st_mtime - 2 * 24 * 3600
+    os.utime(folder / "data.partial.npy", (old, old))
+    dataset, _ = digits_dataset
+    extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=8, value_range="byte"), num_workers=1))
+    extract_features(dataset, FeatureSettings(preprocessing=Preprocessing(size=6, value_range="byte"), num_workers=1))
+    assert all(path.read_bytes() == b"the user's" for path in yours)
+    assert len([p for p in folder.glob("*.npy") if p not in yours]) == 1  # the store's own: the last entry only
