@@ -447,6 +447,9 @@ def _entries_at_most(block: torch.Tensor, transposed: bool, minima: torch.Tensor
     from :func:`_group_minima`) is within the limit are read: a comparison of ``G`` minima
     per row and a gather of the few groups that qualify, instead of a pass over the block."""
     limits = limits.clamp(max=torch.finfo(block.dtype).max)  # inf <= inf: masked entries stay out
+    if host_kernels(block):
+        return tuple(torch.from_numpy(part) for part in _entries_at_most_host(
+            block.contiguous().numpy(), transposed, minima.numpy(), limits.numpy()))
     hit_rows, hit_groups = torch.nonzero(minima <= limits[:, None], as_tuple=True)
     whole, tail = _groups(block, transposed)
     n_whole = 0 if whole is None else (whole.shape[0] if transposed else whole.shape[1])
@@ -470,6 +473,47 @@ def _entries_at_most(block: torch.Tensor, transposed: bool, minima: torch.Tensor
     rows, columns, values = (torch.cat(part) for part in zip(*found))
     order = torch.sort(rows, stable=True).indices
     return rows[order], columns[order], values[order]
+
+
+def _entries_at_most_host(block: np.ndarray, transposed: bool, minima: np.ndarray, limits: np.ndarray):
+    """numpy version of :func:`_entries_at_most` (3x faster on the CPU: flat ``nonzero``
+    instead of torch's two-dimensional one, and no separate pass for the last, short group).
+
+    Each qualifying group is read as a window of ``W = min(32, n)`` consecutive columns of
+    the view (``n`` its number of columns); the last group's window ends at column ``n`` and
+    so may begin inside the group before it, whose columns it then skips. In ``block.T`` the
+    groups are visited group by group (consecutive reads of nearby memory), then the entries
+    are put in row order by a stable sort."""
+    limits = np.minimum(limits, np.finfo(block.dtype).max)  # inf <= inf: masked entries stay out
+    height, width = block.shape
+    n = height if transposed else width
+    window = min(_GROUP_COLUMNS, n)
+    n_groups = minima.shape[1]
+    if transposed:  # (group, row) order: the window reads of one group share cache lines
+        hits = np.flatnonzero(np.ascontiguousarray(minima.T) <= limits[None, :])
+        groups, rows = np.divmod(hits, minima.shape[0])
+    else:
+        hits = np.flatnonzero(minima <= limits[:, None])
+        rows, groups = np.divmod(hits, n_groups)
+    starts = np.minimum(groups * _GROUP_COLUMNS, n - window)
+    step_rows, step_columns = block.strides
+    if transposed:
+        windows = np.lib.stride_tricks.as_strided(block, (n - window + 1, window, width), (step_rows, step_rows, step_columns))
+        values = windows[starts, :, rows]  # (H, W)
+    else:
+        windows = np.lib.stride_tricks.as_strided(block, (height, n - window + 1, window), (step_rows, step_columns, step_columns))
+        values = windows[rows, starts]  # (H, W)
+    within = values <= limits[rows, None]
+    if n_groups and n % _GROUP_COLUMNS and n > window:  # the last window overlaps the group before
+        last = np.flatnonzero(groups == n_groups - 1)
+        within[last, : (n_groups - 1) * _GROUP_COLUMNS - (n - window)] = False
+    found = np.flatnonzero(within)
+    which, offsets = np.divmod(found, window)
+    rows, columns, values = rows[which], starts[which] + offsets, values.reshape(-1)[found]
+    if transposed:
+        order = np.argsort(rows.astype(np.int16 if minima.shape[0] < 2**15 else np.int32), kind="stable")  # radix
+        rows, columns, values = rows[order], columns[order], values[order]
+    return rows, columns, values
 
 
 def _k_smallest(values: np.ndarray, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -427,3 +427,49 @@ def test_a_memmap_and_a_subset_of_its_rows_are_searched_in_place(tmp_path, rng):
     np.testing.assert_array_equal(found.indices, expected.indices)
     np.testing.assert_array_equal(found.distances, expected.distances)
     assert isinstance(on_disk, np.memmap) and on_disk.flags.writeable is False
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("shape", [(5, 7), (40, 31), (33, 32), (64, 65), (97, 100), (300, 1000), (1, 50), (50, 1)])
+def test_host_selection_of_entries_equals_the_device_one(shape, transposed):
+    """The numpy selection of a block's entries within their rows' limits (which reads the
+    last, short group of columns as a window overlapping the group before it) returns the
+    entries of torch's selection, in row order, with every column of the short group found."""
+    from fiftyone_intrinsic.core import engine
+
+    rng = np.random.default_rng(sum(shape) + transposed)
+    block = torch.from_numpy(rng.random(shape, dtype=np.float32))
+    block[:, ::3] = float("inf")  # masked entries never qualify
+    minima = engine._group_minima(block, transposed)
+    limits = engine._mth_smallest(minima, min(3, minima.shape[1]))
+    limits[::5] = float("inf")  # rows with free places take every finite entry
+    host = engine._entries_at_most_host(block.numpy(), transposed, minima.numpy(), limits.numpy())
+    view = (block.T if transposed else block).numpy()
+    expected = np.nonzero(view <= np.minimum(limits.numpy(), np.finfo(np.float32).max)[:, None])
+    assert np.all(np.diff(host[0]) >= 0)
+    order = np.lexsort((host[1], host[0]))
+    np.testing.assert_array_equal(host[0][order], expected[0])
+    np.testing.assert_array_equal(host[1][order], expected[1])
+    np.testing.assert_array_equal(host[2][order], view[expected])
+
+
+@pytest.mark.parametrize("n_features", [784, 50_176])
+def test_a_pair_measures_the_same_bits_alone_and_among_others(n_features):
+    """The exact squared distance of a pair does not depend on which other pairs share the
+    call (a rank of a distributed run measures other groups of pairs than a single process),
+    nor on the pair's orientation. At large D numpy's einsum sums a single row another way
+    than several; the measurement must not take that path."""
+    from fiftyone_intrinsic.core.exact import ExactDistances
+    from fiftyone_intrinsic.core.source import FeatureSource
+
+    rng = np.random.default_rng(5)
+    X = rng.random((12, n_features), dtype=np.float32)
+    exact = ExactDistances(FeatureSource(X), 1.0, torch.device("cpu"))
+    rows, columns = np.arange(0, 11), np.arange(1, 12)
+    together = exact(rows, columns)
+    alone = np.array([exact([i], [j])[0] for i, j in zip(rows, columns)])
+    reversed_ = exact(columns[::-1], rows[::-1])[::-1]
+    np.testing.assert_array_equal(alone, together)
+    np.testing.assert_array_equal(reversed_, together)
+    reference = ((X[rows].astype(np.float64) - X[columns]) ** 2).sum(axis=1)
+    np.testing.assert_allclose(together, reference, rtol=1e-13)
