@@ -23,6 +23,21 @@ __all__ = ["ExactDistances", "one_torch_thread"]
 #: cost more than the arithmetic), and the fewest pairs a chunk holds.
 _CHUNK_BYTES = 2**20
 _MIN_PAIRS = 8
+#: Features from which pairs are measured from the rows in place, without a gather.
+_IN_PLACE_FEATURES = 8192
+
+
+def _row_sums_of_squares(values: np.ndarray, n: int, out: np.ndarray) -> None:
+    """``out[:n] = Σ_j values[i, j]²`` for the first ``n`` rows of ``values`` (which has at
+    least two). numpy's einsum sums a lone long row in another order than each of several
+    rows (a different last bit at D = 50,176), so a lone row is summed as one of two: the
+    bits of a pair never depend on how many pairs share its call."""
+    if n >= 2:
+        np.einsum("ij,ij->i", values[:n], values[:n], out=out)
+        return
+    pair = np.empty(2)
+    np.einsum("ij,ij->i", values[:2], values[:2], out=pair)  # row 1: an earlier pair, or zeros
+    out[0] = pair[0]
 
 
 @contextlib.contextmanager
@@ -54,6 +69,7 @@ class ExactDistances:
         self.device = device
         self.on_device = None
         self._reused = None
+        self._pair_sums = None
         self._tensor = None
         itemsize = np.dtype(source.dtype).itemsize
         if device.type != "cpu" and source.n_rows * source.n_features * itemsize <= resident_bytes:
@@ -74,15 +90,17 @@ class ExactDistances:
         first, second = (self.source.original(part) for part in np.divmod(keys, n_rows))
         out = np.empty(keys.shape[0])
         n_features = self.source.n_features
-        chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
-        left, right, difference = self._buffers(min(chunk, max(1, keys.shape[0])))
-        data = self._data_tensor()
-        first, second = torch.from_numpy(first), torch.from_numpy(second)
         # within 2^±400 the squares of unscaled differences can neither overflow nor
         # underflow: the scale (a power of two, exact) multiplies the sums instead
         scale_sums = 2.0**-400 <= self.scale <= 2.0**400
-        sums = difference.numpy()
-        self._measure(data, first, second, left, right, sums, out, chunk, scale_sums)
+        if n_features >= _IN_PLACE_FEATURES:
+            self._measure_in_place(first, second, out, scale_sums)
+        else:
+            chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
+            left, right, difference = self._buffers(max(2, min(chunk, keys.shape[0])))
+            data = self._data_tensor()
+            first, second = torch.from_numpy(first), torch.from_numpy(second)
+            self._measure(data, first, second, left, right, difference.numpy(), out, chunk, scale_sums)
         if scale_sums:
             out *= self.scale * self.scale
         return out[inverse.ravel()]
@@ -100,7 +118,23 @@ class ExactDistances:
             np.subtract(left[:n].numpy(), right[:n].numpy(), out=sums[:n], dtype=np.float64)
             if not scale_sums:
                 np.multiply(sums[:n], self.scale, out=sums[:n])
-            np.einsum("ij,ij->i", sums[:n], sums[:n], out=out[lo : lo + n])
+            _row_sums_of_squares(sums, n, out[lo : lo + n])
+
+    def _measure_in_place(self, first: np.ndarray, second: np.ndarray, out: np.ndarray, scale_sums: bool) -> None:
+        """Long rows: each pair's difference is formed straight from its two rows, two pairs
+        at a time in a cache-sized buffer. Gathering rows of 50,176 features first would
+        copy as many bytes as the subtraction reads."""
+        data = np.asarray(self.source.data)
+        if self._pair_sums is None:
+            self._pair_sums = np.zeros((2, self.source.n_features))
+        sums = self._pair_sums
+        for lo in range(0, first.shape[0], 2):
+            n = min(2, first.shape[0] - lo)
+            for p in range(n):
+                np.subtract(data[first[lo + p]], data[second[lo + p]], out=sums[p], dtype=np.float64)
+            if not scale_sums:
+                np.multiply(sums[:n], self.scale, out=sums[:n])
+            _row_sums_of_squares(sums, n, out[lo : lo + n])
 
     def _data_tensor(self) -> torch.Tensor:
         """The source's array as a CPU tensor sharing its memory (a memmap stays on disk)."""
@@ -117,7 +151,7 @@ class ExactDistances:
             shape = (n_pairs, self.source.n_features)
             dtype = self._data_tensor().dtype
             self._reused = (torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype),
-                            torch.empty(shape, dtype=torch.float64))
+                            torch.zeros(shape, dtype=torch.float64))
         return self._reused
 
     def _on_device(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
