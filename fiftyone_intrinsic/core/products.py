@@ -55,11 +55,14 @@ class PreparedTile:
         left: ``(R, D + 2)`` rows ``[c, ‖c‖², 1]`` (unsplit; :meth:`as_right` gives the
             right operand), or ``(R, D)`` the rows ``c`` (split: the product runs over
             column slices of ``d_chunk`` features; BLAS takes them strided at full speed).
+        raw: ``left`` is a numpy array of the source rows themselves, not yet centred (a
+            split product on the CPU centres each column slice as it multiplies it).
     """
 
-    def __init__(self, left: torch.Tensor, split: bool):
+    def __init__(self, left: torch.Tensor, split: bool, raw: bool = False):
         self.left = left
         self.split = split
+        self.raw = raw
 
     def as_right(self) -> "PreparedTile":
         """The same rows as the right operand: ``(R, D + 2)`` rows ``[−2c, 1, ‖c‖²]``, so
@@ -104,20 +107,23 @@ class TileProducts:
         # fraction of a pass; a float32 one rounds each centred coordinate once
         self.mean = source.mean(scale, max_rows=_MEAN_ROWS)
         self._mean32 = self.mean.astype(np.float32)
+        # a split product on the CPU keeps no centred copy: it centres each column slice
+        # of its tiles as it multiplies them (fresh pages for a copy of 200 MB cost more
+        # than centring the slices again, in cache)
+        self.streamed = self.split and device.type == "cpu"
         norms = np.empty(n_rows)
-        resident = self.tile_bytes(n_rows) <= resident_bytes
+        resident = not self.streamed and self.tile_bytes(n_rows) <= resident_bytes
         self.resident = None
         if resident:
             shape = (n_rows, n_features if self.split else n_features + 2)
             self.resident = torch.empty(shape, dtype=torch.float32, device=device)
         step = max(1, _PREPARE_ROWS_BYTES // (4 * n_features))
-        # on the CPU the centred rows of a split product are written in place
-        in_place = resident and self.split and device.type == "cpu"
+        scratch = np.empty((min(step, n_rows), n_features), dtype=np.float32) if self.streamed else None
         for lo in range(0, n_rows, step):
             hi = min(n_rows, lo + step)
-            centered = self._centered(lo, hi, self.resident[lo:hi].numpy() if in_place else None)
+            centered = self._centered(lo, hi, None if scratch is None else scratch[: hi - lo])
             norms[lo:hi] = _squared_norms(centered, d_chunk)
-            if resident and not in_place:
+            if resident:
                 self._store(self.resident, lo, hi, centered, norms[lo:hi])
         self.norms = norms
         self._norms64 = torch.from_numpy(norms).to(device)
@@ -134,13 +140,18 @@ class TileProducts:
     def _centered(self, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
         """``(hi − lo, D)`` float32 ``scale · x − mean``, each value rounded once (into
         ``out`` when given)."""
-        rows = self.source.read(lo, hi)
+        return self._centered_rows(self.source.read(lo, hi), slice(None), out)
+
+    def _centered_rows(self, rows: np.ndarray, features: slice, out: np.ndarray | None = None) -> np.ndarray:
+        """``(R, F)`` float32 ``scale · rows[:, features] − mean[features]``, each value
+        rounded once: the same bits for a value whichever slice it is centred in."""
+        rows = rows[:, features]
         if rows.dtype == np.float32:
             out = np.multiply(rows, np.float32(self.scale), out=out)  # exact: a power of two
-            out -= self._mean32
+            out -= self._mean32[features]
             return out
         centered = rows * self.scale
-        centered -= self.mean
+        centered -= self.mean[features]
         if out is None:
             return centered.astype(np.float32)
         out[...] = centered
@@ -169,6 +180,8 @@ class TileProducts:
         """The prepared rows ``lo..hi`` on the device."""
         if self.resident is not None:
             return PreparedTile(self.resident[lo:hi], self.split)
+        if self.streamed:
+            return PreparedTile(self.source.read(lo, hi), True, raw=True)
         shape = (hi - lo, self.source.n_features + (0 if self.split else 2))
         target = torch.empty(shape, dtype=torch.float32, device=self.device)
         step = max(1, _PREPARE_ROWS_BYTES // (4 * self.source.n_features))
@@ -188,13 +201,27 @@ class TileProducts:
             return _matmul(rows.left, columns.left.T, out)
         total = self._reused("total", out.shape, torch.float64).zero_()
         for lo in range(0, rows.left.shape[1], self.d_chunk):
-            _matmul(rows.left[:, lo : lo + self.d_chunk], columns.left[:, lo : lo + self.d_chunk].T, out)
+            features = slice(lo, lo + self.d_chunk)
+            left = self._slice(rows, features, "left")
+            right = left if columns is rows else self._slice(columns, features, "right")
+            _matmul(left, right.T, out)
             if self.device.type == "cpu":  # numpy adds float32 into float64 8x faster than torch
                 np.add(total.numpy(), out.numpy(), out=total.numpy())
             else:
                 total.add_(out)
         total.mul_(-2.0).add_(self._norms64[r0:r1, None]).add_(self._norms64[None, c0:c1])
         return out.copy_(total)
+
+    def _slice(self, tile: PreparedTile, features: slice, name: str) -> torch.Tensor:
+        """The columns ``features`` of a split tile's centred rows: a view of prepared rows,
+        or, for raw rows, centred into memory kept under ``name``."""
+        if not tile.raw:
+            return tile.left[:, features]
+        rows = tile.left
+        width = len(range(*features.indices(rows.shape[1])))
+        out = self._reused(name, (rows.shape[0], width), torch.float32)
+        self._centered_rows(rows, features, out.numpy())
+        return out
 
 
 def _squared_norms(rows: np.ndarray, d_chunk: int) -> np.ndarray:
