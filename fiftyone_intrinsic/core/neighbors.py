@@ -26,7 +26,7 @@ import torch
 from .devices import resolve_device
 from .engine import BlockMask, BlockObserver, Progress, search
 from .products import TileProducts
-from .source import CHUNK_BYTES, FeatureSource, working_dtype
+from .source import CHUNK_BYTES, FeatureSource, min_and_max, working_dtype
 
 __all__ = [
     "Neighbors",
@@ -140,7 +140,7 @@ def as_feature_matrix(X, name: str = "X") -> np.ndarray:
             lo + np.flatnonzero(~np.isfinite(chunk).all(axis=1))
             for lo in range(0, array.shape[0], step)
             for chunk in (array[lo : lo + step],)
-            if not (np.isfinite(chunk.min()) and np.isfinite(chunk.max()))
+            if not all(map(math.isfinite, min_and_max(chunk)))
         ] or [np.empty(0, dtype=np.int64)])
         if bad.size:
             raise ValueError(

@@ -31,7 +31,7 @@ D_CHUNK = 2048
 #: Rows prepared (centred, scaled, rounded to float32) at once.
 _PREPARE_ROWS_BYTES = 4 * 2**20
 #: Rows (evenly spaced) whose mean centres the data.
-_MEAN_ROWS = 512
+_MEAN_ROWS = 256
 
 
 def error_bound_factor(n_features: int, d_chunk: int = D_CHUNK) -> float:

@@ -8,14 +8,25 @@ anonymous memory; only the tiles converted for the arithmetic do.
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 import numpy as np
+import torch
 
 __all__ = ["FeatureSource", "working_dtype"]
 
 #: Bytes of float64 values converted at once by the chunked passes over the data.
 CHUNK_BYTES = 4 * 2**20
+
+
+def min_and_max(values: np.ndarray) -> tuple[float, float]:
+    """The smallest and largest of a floating-point array in one pass (torch's aminmax,
+    twice as fast as numpy's min and max); NaN when there is one."""
+    with warnings.catch_warnings():  # a read-only memmap: never written to
+        warnings.simplefilter("ignore", UserWarning)
+        low, high = torch.aminmax(torch.from_numpy(np.ascontiguousarray(values)))
+    return float(low), float(high)
 
 
 def working_dtype(dtype) -> type:
@@ -82,7 +93,7 @@ class FeatureSource:
 
     def peak_magnitude(self) -> float:
         """``max |x|`` over the rows (0.0 when all are zero)."""
-        return max((max(-float(rows.min()), float(rows.max())) for _, _, rows in self.chunks()), default=0.0)
+        return max((max(-low, high) for _, _, rows in self.chunks() for low, high in (min_and_max(rows),)), default=0.0)
 
     def mean(self, scale: float, max_rows: int | None = None) -> np.ndarray:
         """``(D,)`` float64 mean of ``scale · rows``, summed in chunks; with ``max_rows``,
