@@ -10,12 +10,13 @@ on every rank of a distributed run.
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 
 import numpy as np
 import torch
 
-from .source import FeatureSource
+from .source import FeatureSource, min_and_max
 
 __all__ = ["ExactDistances", "one_torch_thread"]
 
@@ -25,6 +26,39 @@ _CHUNK_BYTES = 2**20
 _MIN_PAIRS = 8
 #: Features from which pairs are measured from the rows in place, without a gather.
 _IN_PLACE_FEATURES = 8192
+#: Integers up to 2^24 are exact in float32 (:func:`integer_piece`).
+_FLOAT32_EXACT_INTEGERS = 2**24
+#: The shortest float32 partial sum worth the integer path.
+_MIN_PIECE = 32
+#: Pairs in one call from which the rows are scanned for integer values (a pass over X,
+#: repaid only by many pairs).
+_INTEGER_SCAN_PAIRS = 4096
+
+
+def integer_piece(source: FeatureSource) -> int:
+    """Features per float32 partial sum that stays exact, when every value of ``source``
+    is an integer (byte pixels: 0..255) of span ``S = max − min`` with ``32 · S² ≤ 2^24``;
+    else 0.
+
+    Then a difference of two rows is an integer of magnitude at most S, its square at most
+    S², and a sum of at most ``2^24 // S²`` squares an integer of at most 2^24: all exact in
+    float32, in any order. The float64 sum of those partial sums is exact too (below
+    2^53), so the result has exactly the bits of the float64 measurement, which is then
+    exact as well. float32 arithmetic on a quarter of the bytes of float64 is what makes it
+    faster (35% on 20,000 × 784 byte images)."""
+    if np.dtype(source.dtype) != np.float32:
+        return 0
+    low, high = math.inf, -math.inf
+    for _, _, rows in source.chunks():
+        chunk_low, chunk_high = min_and_max(rows)
+        low, high = min(low, chunk_low), max(high, chunk_high)
+        span = high - low
+        if _MIN_PIECE * span * span > _FLOAT32_EXACT_INTEGERS or not np.array_equal(np.floor(rows), rows):
+            return 0
+    span = high - low
+    largest = _FLOAT32_EXACT_INTEGERS // max(1, int(span * span))
+    n_pieces = -(-source.n_features // largest)
+    return -(-source.n_features // n_pieces)  # pieces of nearly equal length
 
 
 def _row_sums_of_squares(values: np.ndarray, n: int, out: np.ndarray) -> None:
@@ -71,6 +105,8 @@ class ExactDistances:
         self._reused = None
         self._pair_sums = None
         self._tensor = None
+        self._piece = None  # integer_piece(source), found at the first call with many pairs
+        self._integer_differences = None
         itemsize = np.dtype(source.dtype).itemsize
         if device.type != "cpu" and source.n_rows * source.n_features * itemsize <= resident_bytes:
             self.on_device = torch.empty((source.n_rows, source.n_features), dtype=torch.from_numpy(np.empty(0, source.dtype)).dtype, device=device)
@@ -99,20 +135,32 @@ class ExactDistances:
             chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
             left, right, difference = self._buffers(max(2, min(chunk, keys.shape[0])))
             data = self._data_tensor()
+            if self._piece is None and keys.shape[0] >= _INTEGER_SCAN_PAIRS:
+                self._piece = integer_piece(self.source)
+            piece = self._piece if scale_sums else 0
+            sums = difference.numpy() if not piece else self._integer_buffer(difference.shape[0], piece)
             first, second = torch.from_numpy(first), torch.from_numpy(second)
-            self._measure(data, first, second, left, right, difference.numpy(), out, chunk, scale_sums)
+            self._measure(data, first, second, left, right, sums, out, chunk, scale_sums, piece)
         if scale_sums:
             out *= self.scale * self.scale
         return out[inverse.ravel()]
 
-    def _measure(self, data, first, second, left, right, sums, out, chunk, scale_sums):
-        """Fill ``out`` with the squared distances of the row pairs ``(first, second)``."""
+    def _measure(self, data, first, second, left, right, sums, out, chunk, scale_sums, piece=0):
+        """Fill ``out`` with the squared distances of the row pairs ``(first, second)``;
+        with ``piece`` (:func:`integer_piece`) in exact float32 partial sums."""
         for lo in range(0, first.shape[0], chunk):
             n = min(chunk, first.shape[0] - lo)
             # torch gathers (several times faster than numpy's indexing here); numpy
             # converts, subtracts and sums each row: the same bits on any thread count
             torch.index_select(data, 0, first[lo : lo + n], out=left[:n])
             torch.index_select(data, 0, second[lo : lo + n], out=right[:n])
+            if piece:
+                n_features = left.shape[1]
+                np.subtract(left[:n].numpy(), right[:n].numpy(), out=sums[:n, :n_features], dtype=np.float32)
+                pieces = sums[:n].reshape(n, -1, piece)  # the columns beyond D stay zero
+                partial = np.einsum("ijk,ijk->ij", pieces, pieces)  # exact integers < 2^24
+                np.add.reduce(partial, axis=1, dtype=np.float64, out=out[lo : lo + n])
+                continue
             # in float64, exact for float32 rows (converting as it subtracts is faster than
             # torch's mixed-type subtraction or a separate conversion pass)
             np.subtract(left[:n].numpy(), right[:n].numpy(), out=sums[:n], dtype=np.float64)
@@ -153,6 +201,14 @@ class ExactDistances:
             self._reused = (torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype),
                             torch.zeros(shape, dtype=torch.float64))
         return self._reused
+
+    def _integer_buffer(self, n_pairs: int, piece: int) -> np.ndarray:
+        """``(n_pairs, W)`` float32 zeros kept for the integer path, W the features rounded
+        up to whole pieces (only the first D columns are ever written)."""
+        width = -(-self.source.n_features // piece) * piece
+        if self._integer_differences is None or self._integer_differences.shape[0] < n_pairs:
+            self._integer_differences = np.zeros((n_pairs, width), dtype=np.float32)
+        return self._integer_differences
 
     def _on_device(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         data = self.on_device

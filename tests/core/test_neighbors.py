@@ -473,3 +473,29 @@ def test_a_pair_measures_the_same_bits_alone_and_among_others(n_features):
     np.testing.assert_array_equal(reversed_, together)
     reference = ((X[rows].astype(np.float64) - X[columns]) ** 2).sum(axis=1)
     np.testing.assert_allclose(together, reference, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_byte_images_are_measured_in_exact_float32_pieces(dtype):
+    """Integer features of small span (byte pixels) are measured in float32 partial sums
+    that stay exact: every squared distance equals the exact integer, as the float64
+    measurement gives it, bit for bit. Other features take the float64 path."""
+    from fiftyone_intrinsic.core.exact import ExactDistances, integer_piece
+    from fiftyone_intrinsic.core.source import FeatureSource
+
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, size=(300, 784)).astype(dtype)
+    X[0], X[1] = 0, 255  # the largest difference in every feature
+    source = FeatureSource(X)
+    assert integer_piece(source) == 196  # 4 pieces of 196 ≤ 2^24 // 255² = 258 squares
+    exact = ExactDistances(source, 1.0, torch.device("cpu"))
+    rows, columns = np.triu_indices(300, 1)
+    measured = exact(rows, columns)
+    assert exact._piece == 196  # the call was large enough to take the integer path
+    expected = np.array([np.sum((X[i].astype(np.int64) - X[j]) ** 2) for i, j in zip(rows, columns)], dtype=np.float64)
+    np.testing.assert_array_equal(measured, expected)
+    assert measured[0] == 784 * 255.0**2  # rows 0 and 1
+    assert integer_piece(FeatureSource(X.astype(np.float32) + 1000)) == 196  # a common shift keeps the span
+    assert integer_piece(FeatureSource(X.astype(np.float32) * 0.5)) == 0  # halves: not integers
+    assert integer_piece(FeatureSource(X.astype(np.float32) * 3)) == 0  # span 765: 32 · 765² > 2^24
+    assert integer_piece(FeatureSource(X.astype(np.float64))) == 0  # float64 rows: the float64 path
