@@ -252,6 +252,9 @@ class _TiledSearch:
 
     def _merge_sparse(self, rows: torch.Tensor, values: torch.Tensor, columns: torch.Tensor) -> None:
         """Merge ``(P,)`` entries given as (row, value, column), rows ascending."""
+        if host_kernels(values):
+            _merge_host(self.values.numpy(), self.columns.numpy(), rows.numpy(), values.numpy(), columns.numpy())
+            return
         unique, inverse, counts = torch.unique_consecutive(rows, return_inverse=True, return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.arange(rows.shape[0], device=rows.device) - starts[inverse]
@@ -514,6 +517,30 @@ def _entries_at_most_host(block: np.ndarray, transposed: bool, minima: np.ndarra
         order = np.argsort(rows.astype(np.int16 if minima.shape[0] < 2**15 else np.int32), kind="stable")  # radix
         rows, columns, values = rows[order], columns[order], values[order]
     return rows, columns, values
+
+
+def _merge_host(kept_values: np.ndarray, kept_columns: np.ndarray, rows: np.ndarray, values: np.ndarray, columns: np.ndarray) -> None:
+    """numpy version of the running lists' merge (twice as fast as torch's on the CPU):
+    each row of ``kept_values`` (``(N, m)``, ascending, with ``kept_columns``) keeps the m
+    smallest of its own values and of the new entries ``(rows, values, columns)``, rows
+    ascending. The m smallest are found by a partition, then sorted."""
+    m = kept_values.shape[1]
+    starts = np.flatnonzero(np.diff(rows, prepend=-1))
+    counts = np.diff(starts, append=rows.shape[0])
+    unique = rows[starts]
+    width = m + int(counts.max())
+    which = np.repeat(np.arange(unique.shape[0]), counts)
+    slot = np.arange(rows.shape[0]) - starts[which] + m
+    all_values = np.full((unique.shape[0], width), np.inf, dtype=kept_values.dtype)
+    all_columns = np.full((unique.shape[0], width), -1, dtype=kept_columns.dtype)
+    all_values[:, :m] = kept_values[unique]
+    all_columns[:, :m] = kept_columns[unique]
+    all_values[which, slot] = values
+    all_columns[which, slot] = columns
+    smallest = np.argpartition(all_values, m - 1, axis=1)[:, :m]
+    smallest = np.take_along_axis(smallest, np.argsort(np.take_along_axis(all_values, smallest, 1), axis=1), 1)
+    kept_values[unique] = np.take_along_axis(all_values, smallest, 1)
+    kept_columns[unique] = np.take_along_axis(all_columns, smallest, 1)
 
 
 def _k_smallest(values: np.ndarray, columns: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -499,3 +499,29 @@ def test_byte_images_are_measured_in_exact_float32_pieces(dtype):
     assert integer_piece(FeatureSource(X.astype(np.float32) * 0.5)) == 0  # halves: not integers
     assert integer_piece(FeatureSource(X.astype(np.float32) * 3)) == 0  # span 765: 32 · 765² > 2^24
     assert integer_piece(FeatureSource(X.astype(np.float64))) == 0  # float64 rows: the float64 path
+
+
+def test_host_merge_of_running_lists_keeps_the_m_smallest_in_order():
+    """The numpy merge of new entries into the rows' running lists keeps, per row, the m
+    smallest of the old and new values, ascending, with their columns."""
+    from fiftyone_intrinsic.core import engine
+
+    rng = np.random.default_rng(12)
+    n_rows, m = 40, 5
+    kept_values = np.sort(rng.random((n_rows, m), dtype=np.float32), axis=1)
+    kept_values[::7] = np.inf  # rows with free places
+    kept_columns = np.where(np.isinf(kept_values), -1, rng.integers(0, 1000, (n_rows, m)))
+    rows = np.sort(rng.integers(0, n_rows, 300))
+    values = rng.random(300, dtype=np.float32)
+    columns = 1000 + np.arange(300)
+    expected = []
+    for row in range(n_rows):
+        mine = rows == row
+        all_values = np.concatenate([kept_values[row], values[mine]])
+        all_columns = np.concatenate([kept_columns[row], columns[mine]])
+        order = np.argsort(all_values, kind="stable")[:m]
+        expected.append((all_values[order], all_columns[order]))
+    engine._merge_host(kept_values, kept_columns, rows, values, columns)
+    for row, (want_values, want_columns) in enumerate(expected):
+        np.testing.assert_array_equal(kept_values[row], want_values)
+        np.testing.assert_array_equal(kept_columns[row][np.isfinite(want_values)], want_columns[np.isfinite(want_values)])
