@@ -30,8 +30,8 @@ _IN_PLACE_FEATURES = 8192
 _FLOAT32_EXACT_INTEGERS = 2**24
 #: The shortest float32 partial sum worth the integer path.
 _MIN_PIECE = 32
-#: Pairs in one call from which the rows are scanned for integer values (a pass over X,
-#: repaid only by many pairs).
+#: Pairs in one call from which the rows are scanned for integer values: at least this
+#: many, and twice the rows (the scan is a pass over X, repaid only by many pairs).
 _INTEGER_SCAN_PAIRS = 4096
 
 
@@ -135,7 +135,7 @@ class ExactDistances:
             chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
             left, right, difference = self._buffers(max(2, min(chunk, keys.shape[0])))
             data = self._data_tensor()
-            if self._piece is None and keys.shape[0] >= _INTEGER_SCAN_PAIRS:
+            if self._piece is None and keys.shape[0] >= max(_INTEGER_SCAN_PAIRS, 2 * n_rows):
                 self._piece = integer_piece(self.source)
             piece = self._piece if scale_sums else 0
             sums = difference.numpy() if not piece else self._integer_buffer(difference.shape[0], piece)

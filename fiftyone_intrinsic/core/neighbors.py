@@ -172,7 +172,7 @@ def find_duplicates(X: np.ndarray) -> DuplicateGroups:
     dtype = working_dtype(X.dtype)
     n_rows, n_features = X.shape
     sampled = np.unique(np.linspace(0, n_features - 1, min(n_features, _SAMPLED_WORDS)).astype(np.int64))
-    first_hashes = _row_hashes(X, np.arange(n_rows), dtype, sampled)
+    first_hashes = _row_hashes(X, np.arange(n_rows), dtype, sampled if sampled.size < n_features else None)
     inverse = np.empty(n_rows, dtype=np.int64)
     representatives: list[int] = []
     ordered, starts = _hash_runs(first_hashes, np.arange(n_rows))
@@ -204,13 +204,15 @@ def _row_hashes(X, rows: np.ndarray, dtype, columns) -> np.ndarray:
     hashes = np.empty((2, rows.size), dtype=np.uint64)
     chunk = max(1, CHUNK_BYTES // (8 * max(1, X.shape[1])))
     contiguous = rows.size == X.shape[0]  # all rows, in order
+    hashes32 = np.empty(min(chunk, rows.size), dtype=np.uint32)
     for lo in range(0, rows.size, chunk):
         block = X[lo : lo + chunk] if contiguous else X[rows[lo : lo + chunk]]
         if columns is not None:
             block = block[:, columns]
         words = _canonical_rows(block, dtype).view(np.uint32).reshape(block.shape[0], -1)
-        for h in range(2):
-            hashes[h, lo : lo + words.shape[0]] = (words * multipliers[h]).sum(axis=1, dtype=np.uint32)
+        for h in range(2):  # einsum wraps modulo 2^32 as the products and sums do, without a temporary
+            np.einsum("ij,j->i", words, multipliers[h], out=hashes32[: words.shape[0]])
+            hashes[h, lo : lo + words.shape[0]] = hashes32[: words.shape[0]]
     return hashes
 
 
