@@ -163,7 +163,7 @@ class _TiledSearch:
         self.pair_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.pair_count = 0
         self.pair_limit = float("inf")
-        self._tile_cache: dict[int, torch.Tensor] = {}
+        self._tile_cache: dict[str, tuple[int, PreparedTile]] = {}  # side: (tile, operand)
 
     # ------------------------------------------------------------------ the tile loop
     def run(self) -> SearchResult:
@@ -202,15 +202,14 @@ class _TiledSearch:
 
     def _operand(self, index: int, side: str) -> PreparedTile:
         """The prepared rows of a tile as the ``"left"`` or ``"right"`` operand of its
-        blocks; the last two are kept (the loop is row-major: one left tile meets many
-        right ones)."""
-        key = (index, side)
-        if key not in self._tile_cache:
-            if len(self._tile_cache) >= 2:
-                self._tile_cache.pop(next(iter(self._tile_cache)))
-            tile = self.products.tile(*self.plan.tiles[index])
-            self._tile_cache[key] = tile if side == "left" else tile.as_right()
-        return self._tile_cache[key]
+        blocks; the last one of each side is kept (the loop is row-major: one left tile
+        meets many right ones), each in memory of its own that the next one reuses."""
+        cached = self._tile_cache.get(side)
+        if cached is None or cached[0] != index:
+            lo, hi = self.plan.tiles[index]
+            tile = self.products.tile(lo, hi, slot="left") if side == "left" else self.products.right_operand(lo, hi)
+            self._tile_cache[side] = cached = (index, tile)
+        return cached[1]
 
     def _block(self, a: int, b: int) -> torch.Tensor:
         """Masked ``(rows of a, rows of b)`` block of approximate squared distances."""
