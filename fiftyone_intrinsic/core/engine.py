@@ -407,7 +407,7 @@ def _groups(block: torch.Tensor, transposed: bool) -> tuple[torch.Tensor | None,
     orientation; ``None`` where there are none. No copy of a contiguous block (the search's
     blocks are)."""
     size = _GROUP_COLUMNS
-    block = block if block.is_contiguous() else block.contiguous()
+    block = block.contiguous()
     height, width = block.shape
     if transposed:
         n_groups = height // size
@@ -448,10 +448,10 @@ def _entries_at_most(block: torch.Tensor, transposed: bool, minima: torch.Tensor
     at most their row's limit, ordered by row. Only the groups whose minimum (``minima``
     from :func:`_group_minima`) is within the limit are read: a comparison of ``G`` minima
     per row and a gather of the few groups that qualify, instead of a pass over the block."""
-    limits = limits.clamp(max=torch.finfo(block.dtype).max)  # inf <= inf: masked entries stay out
     if host_kernels(block):
         return tuple(torch.from_numpy(part) for part in _entries_at_most_host(
             block.contiguous().numpy(), transposed, minima.numpy(), limits.numpy()))
+    limits = limits.clamp(max=torch.finfo(block.dtype).max)  # inf <= inf: masked entries stay out
     hit_rows, hit_groups = torch.nonzero(minima <= limits[:, None], as_tuple=True)
     whole, tail = _groups(block, transposed)
     n_whole = 0 if whole is None else (whole.shape[0] if transposed else whole.shape[1])

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 
 import numpy as np
 import torch
 
-from .source import FeatureSource, min_and_max
+from .source import FeatureSource, min_and_max, shared_tensor
 
 __all__ = ["ExactDistances", "one_torch_thread"]
 
@@ -187,9 +186,7 @@ class ExactDistances:
     def _data_tensor(self) -> torch.Tensor:
         """The source's array as a CPU tensor sharing its memory (a memmap stays on disk)."""
         if self._tensor is None:
-            with warnings.catch_warnings():  # a read-only memmap: never written to
-                warnings.simplefilter("ignore", UserWarning)
-                self._tensor = torch.from_numpy(np.asarray(self.source.data))
+            self._tensor = shared_tensor(self.source.data)
         return self._tensor
 
     def _buffers(self, n_pairs: int):

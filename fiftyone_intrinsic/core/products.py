@@ -64,13 +64,13 @@ class PreparedTile:
         self.split = split
         self.raw = raw
 
-    def as_right(self, out: torch.Tensor | None = None) -> "PreparedTile":
-        """The same rows as the right operand: ``(R, D + 2)`` rows ``[−2c, 1, ‖c‖²]``, so
-        that ``left_a · right_bᵀ = ‖a‖² + ‖b‖² − 2a·b`` (split: the chunks themselves);
-        written into ``out`` when given."""
+    def as_right(self, out: torch.Tensor) -> "PreparedTile":
+        """The same rows as the right operand, written into ``out``: ``(R, D + 2)`` rows
+        ``[−2c, 1, ‖c‖²]``, so that ``left_a · right_bᵀ = ‖a‖² + ‖b‖² − 2a·b`` (split: the
+        chunks themselves, ``out`` unused)."""
         if self.split:
             return self
-        right = torch.empty_like(self.left) if out is None else out
+        right = out
         torch.mul(self.left[:, :-2], -2.0, out=right[:, :-2])  # exact: a power of two
         right[:, -2] = 1.0
         right[:, -1] = self.left[:, -2]
@@ -119,10 +119,10 @@ class TileProducts:
             shape = (n_rows, n_features if self.split else n_features + 2)
             self.resident = torch.empty(shape, dtype=torch.float32, device=device)
         step = max(1, _PREPARE_ROWS_BYTES // (4 * n_features))
-        scratch = np.empty((min(step, n_rows), n_features), dtype=np.float32) if self.streamed else None
+        scratch = np.empty((min(step, n_rows), n_features), dtype=np.float32)
         for lo in range(0, n_rows, step):
             hi = min(n_rows, lo + step)
-            centered = self._centered(lo, hi, None if scratch is None else scratch[: hi - lo])
+            centered = self._centered(lo, hi, scratch[: hi - lo])
             norms[lo:hi] = _squared_norms(centered, d_chunk)
             if resident:
                 self._store(self.resident, lo, hi, centered, norms[lo:hi])
@@ -177,20 +177,17 @@ class TileProducts:
             kept = self._kept[name] = torch.empty(numel, dtype=dtype, device=self.device)
         return kept[:numel].view(shape)
 
-    def tile(self, lo: int, hi: int, slot: str | None = None) -> PreparedTile:
-        """The prepared rows ``lo..hi`` on the device; prepared into memory kept under
-        ``slot`` (and overwritten by the next tile of that slot) when given. Tiles of tens
-        of MB allocated afresh for every block fragment the heap: the process's memory
-        grew by 0.5 GB over a 100,000-row memmap."""
+    def tile(self, lo: int, hi: int, slot: str) -> PreparedTile:
+        """The prepared rows ``lo..hi`` on the device, in memory kept under ``slot`` and
+        overwritten by the next tile of that slot (unless they are resident, or raw rows).
+        Tiles of tens of MB allocated afresh for every block fragment the heap: the
+        process's memory grew by 0.5 GB over a 100,000-row memmap."""
         if self.resident is not None:
             return PreparedTile(self.resident[lo:hi], self.split)
         if self.streamed:
             return PreparedTile(self.source.read(lo, hi), True, raw=True)
         shape = (hi - lo, self.source.n_features + (0 if self.split else 2))
-        if slot is None:
-            target = torch.empty(shape, dtype=torch.float32, device=self.device)
-        else:
-            target = self._reused(f"tile:{slot}", shape, torch.float32)
+        target = self._reused(f"tile:{slot}", shape, torch.float32)
         step = max(1, _PREPARE_ROWS_BYTES // (4 * self.source.n_features))
         scratch = np.empty((min(step, hi - lo), self.source.n_features), dtype=np.float32)
         for at in range(lo, hi, step):
@@ -205,7 +202,7 @@ class TileProducts:
         tile = self.tile(lo, hi, slot="staging")
         if tile.split:  # its own right operand
             return tile
-        return tile.as_right(out=self._reused("tile:right", tuple(tile.left.shape), torch.float32))
+        return tile.as_right(self._reused("tile:right", tuple(tile.left.shape), torch.float32))
 
     def block(self, rows: PreparedTile, columns: PreparedTile, row_range, column_range) -> torch.Tensor:
         """``(R, S)`` float32 approximate squared distances between the prepared ``rows``

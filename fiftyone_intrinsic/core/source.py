@@ -14,18 +14,24 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["FeatureSource", "working_dtype"]
+__all__ = ["FeatureSource", "min_and_max", "shared_tensor", "working_dtype"]
 
 #: Bytes of float64 values converted at once by the chunked passes over the data.
 CHUNK_BYTES = 4 * 2**20
 
 
+def shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing the memory of ``array`` (a memmap stays on disk). torch warns
+    about read-only arrays; these are only ever read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(np.asarray(array))
+
+
 def min_and_max(values: np.ndarray) -> tuple[float, float]:
     """The smallest and largest of a floating-point array in one pass (torch's aminmax,
     twice as fast as numpy's min and max); NaN when there is one."""
-    with warnings.catch_warnings():  # a read-only memmap: never written to
-        warnings.simplefilter("ignore", UserWarning)
-        low, high = torch.aminmax(torch.from_numpy(np.ascontiguousarray(values)))
+    low, high = torch.aminmax(shared_tensor(np.ascontiguousarray(values)))
     return float(low), float(high)
 
 
