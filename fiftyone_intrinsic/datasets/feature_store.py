@@ -103,8 +103,9 @@ def evict(keep: str | None = None, limit_bytes: int | None = None) -> list[str]:
             continue
         key = match["key"]
         try:
-            size = meta.stat().st_size + (folder / f"{key}.npy").stat().st_size
-            entries.append((meta.stat().st_mtime, key, size))
+            description = meta.stat()
+            size = description.st_size + (folder / f"{key}.npy").stat().st_size
+            entries.append((description.st_mtime, key, size))
         except FileNotFoundError:
             continue
     total = sum(size for _, _, size in entries)
