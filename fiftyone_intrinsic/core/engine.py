@@ -31,6 +31,7 @@ import torch
 from .collectives import agree_on_min, all_gather_concat, all_gather_objects, all_reduce, rank_and_world
 from .devices import exact_float32_matmul
 from .exact import ExactDistances
+from .host_threads import helper_threads, side_by_side
 from .products import PreparedTile, TileProducts
 from .source import FeatureSource
 from .tiles import plan_tiles
@@ -173,17 +174,7 @@ class _TiledSearch:
         n_rows = self.source.n_rows
         for a, b in pairs:
             (a0, a1), (b0, b1) = self.plan.tiles[a], self.plan.tiles[b]
-            block = self._block(a, b)
-            if self.observe is not None:
-                self.observe(block, (a0, a1), (b0, b1))
-                if a != b:
-                    self.observe(block.T, (b0, b1), (a0, a1))
-            minima = _group_minima(block, False)
-            self._offer(a0, block, b0, minima=minima)
-            if a != b:
-                self._offer(b0, block, a0, transposed=True)
-            if self.top:
-                self._offer_pairs(block, a0, b0, a == b, minima)
+            self._take_block(a, b, self._block(a, b))
             done += self.plan.cost((a, b))
             if self.progress is not None:
                 self.progress(n_rows * done // total, n_rows)
@@ -222,6 +213,37 @@ class _TiledSearch:
         if self.mask is not None:
             self.mask(block, rows, columns)
         return block
+
+    def _take_block(self, a: int, b: int, block: torch.Tensor) -> None:
+        """Offer a block to the running lists of the rows of both its tiles (and to the
+        observer and the pair list). The rows of tile a and those of tile b are disjoint,
+        so on the CPU the two sides run at once (:mod:`.host_threads`); a tile's block
+        with itself is shared between the threads by halves of its rows."""
+        (a0, a1), (b0, b1) = self.plan.tiles[a], self.plan.tiles[b]
+        split = a0 + (a1 - a0) // 2 if a == b and helper_threads(self.device) else a1
+
+        def first() -> torch.Tensor:
+            if self.observe is not None:
+                self.observe(block, (a0, a1), (b0, b1))
+            minima = _group_minima(block[: split - a0], False)
+            self._offer(a0, block[: split - a0], b0, minima=minima)
+            return minima
+
+        def second() -> torch.Tensor | None:
+            if a != b:
+                if self.observe is not None:
+                    self.observe(block.T, (b0, b1), (a0, a1))
+                self._offer(b0, block, a0, transposed=True)
+                return None
+            minima = _group_minima(block[split - a0 :], False)
+            self._offer(split, block[split - a0 :], b0, minima=minima)
+            return minima
+
+        minima, rest = side_by_side(first, second if a != b or split < a1 else None, self.device)
+        if self.top:
+            if rest is not None:
+                minima = torch.cat([minima, rest])
+            self._offer_pairs(block, a0, b0, a == b, minima)
 
     def _offer(self, lo: int, block: torch.Tensor, column_lo: int, transposed: bool = False,
                minima: torch.Tensor | None = None) -> None:

@@ -9,15 +9,15 @@ on every rank of a distributed run.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 import torch
 
+from .host_threads import side_by_side
 from .source import FeatureSource, min_and_max, shared_tensor
 
-__all__ = ["ExactDistances", "one_torch_thread"]
+__all__ = ["ExactDistances"]
 
 #: Bytes of float64 differences formed at once (cache-sized: writing them to memory would
 #: cost more than the arithmetic), and the fewest pairs a chunk holds.
@@ -25,6 +25,8 @@ _CHUNK_BYTES = 2**20
 _MIN_PAIRS = 8
 #: Features from which pairs are measured from the rows in place, without a gather.
 _IN_PLACE_FEATURES = 8192
+#: Pairs per thread from which a call is shared between two threads (host_threads).
+_PARALLEL_PAIRS = 64
 #: Integers up to 2^24 are exact in float32 (:func:`integer_piece`).
 _FLOAT32_EXACT_INTEGERS = 2**24
 #: The shortest float32 partial sum worth the integer path.
@@ -73,17 +75,36 @@ def _row_sums_of_squares(values: np.ndarray, n: int, out: np.ndarray) -> None:
     out[0] = pair[0]
 
 
-@contextlib.contextmanager
-def one_torch_thread():
-    """Run torch operations on this thread only: interleaved with numpy's BLAS calls,
-    torch's OpenMP workers would otherwise spin and take the cores from BLAS (2-4x slower
-    on two cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+class _Scratch:
+    """Memory one thread of :class:`ExactDistances` reuses between calls: fresh large
+    temporaries cost more in page faults than the arithmetic."""
+
+    def __init__(self):
+        self._gathered = None
+        self._integer = None
+        self._pair_sums = None
+
+    def gathered(self, n_pairs: int, n_features: int, dtype: torch.dtype):
+        """``(left, right, difference)``: gather buffers of ``dtype`` and a float64 one,
+        ``(n_pairs, D)`` at least."""
+        if self._gathered is None or self._gathered[0].shape[0] < n_pairs or self._gathered[0].dtype != dtype:
+            shape = (n_pairs, n_features)
+            self._gathered = (torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype), torch.zeros(shape, dtype=torch.float64))
+        return self._gathered
+
+    def integer_buffer(self, n_pairs: int, n_features: int, piece: int) -> np.ndarray:
+        """``(n_pairs, W)`` float32 zeros for the integer path, W the features rounded up to
+        whole pieces (only the first D columns are ever written)."""
+        width = -(-n_features // piece) * piece
+        if self._integer is None or self._integer.shape[0] < n_pairs or self._integer.shape[1] != width:
+            self._integer = np.zeros((n_pairs, width), dtype=np.float32)
+        return self._integer
+
+    def pair_sums(self, n_features: int) -> np.ndarray:
+        """``(2, D)`` float64 differences of two pairs (zeros at first)."""
+        if self._pair_sums is None:
+            self._pair_sums = np.zeros((2, n_features))
+        return self._pair_sums
 
 
 class ExactDistances:
@@ -101,11 +122,9 @@ class ExactDistances:
         self.scale = scale
         self.device = device
         self.on_device = None
-        self._reused = None
-        self._pair_sums = None
+        self._scratch = (_Scratch(), _Scratch())  # one per thread (host_threads)
         self._tensor = None
         self._piece = None  # integer_piece(source), found at the first call with many pairs
-        self._integer_differences = None
         itemsize = np.dtype(source.dtype).itemsize
         if device.type != "cpu" and source.n_rows * source.n_features * itemsize <= resident_bytes:
             self.on_device = torch.empty((source.n_rows, source.n_features), dtype=torch.from_numpy(np.empty(0, source.dtype)).dtype, device=device)
@@ -124,29 +143,39 @@ class ExactDistances:
         keys, inverse = np.unique(np.minimum(rows, columns) * n_rows + np.maximum(rows, columns), return_inverse=True)
         first, second = (self.source.original(part) for part in np.divmod(keys, n_rows))
         out = np.empty(keys.shape[0])
-        n_features = self.source.n_features
         # within 2^±400 the squares of unscaled differences can neither overflow nor
         # underflow: the scale (a power of two, exact) multiplies the sums instead
         scale_sums = 2.0**-400 <= self.scale <= 2.0**400
-        if n_features >= _IN_PLACE_FEATURES:
-            self._measure_in_place(first, second, out, scale_sums)
-        else:
-            chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
-            left, right, difference = self._buffers(max(2, min(chunk, keys.shape[0])))
-            data = self._data_tensor()
-            if self._piece is None and keys.shape[0] >= max(_INTEGER_SCAN_PAIRS, 2 * n_rows):
-                self._piece = integer_piece(self.source)
-            piece = self._piece if scale_sums else 0
-            sums = difference.numpy() if not piece else self._integer_buffer(difference.shape[0], piece)
-            first, second = torch.from_numpy(first), torch.from_numpy(second)
-            self._measure(data, first, second, left, right, sums, out, chunk, scale_sums, piece)
+        if self._piece is None and keys.shape[0] >= max(_INTEGER_SCAN_PAIRS, 2 * n_rows) and self.source.n_features < _IN_PLACE_FEATURES:
+            self._piece = integer_piece(self.source)
+        piece = (self._piece or 0) if scale_sums else 0
+        # the two halves of the pairs on two threads (each pair's bits do not depend on
+        # the thread, nor on the pairs beside it)
+        half = _MIN_PAIRS * (-(-keys.shape[0] // (2 * _MIN_PAIRS))) if keys.shape[0] >= 2 * _PARALLEL_PAIRS else keys.shape[0]
+        parts = [(slice(0, half), self._scratch[0]), (slice(half, keys.shape[0]), self._scratch[1])]
+        jobs = [
+            (lambda part=part, scratch=scratch: self._measure(first[part], second[part], out[part], scale_sums, piece, scratch))
+            for part, scratch in parts if part.stop > part.start
+        ]
+        if jobs:
+            side_by_side(jobs[0], jobs[1] if len(jobs) > 1 else None, torch.device("cpu"))
         if scale_sums:
             out *= self.scale * self.scale
         return out[inverse.ravel()]
 
-    def _measure(self, data, first, second, left, right, sums, out, chunk, scale_sums, piece=0):
-        """Fill ``out`` with the squared distances of the row pairs ``(first, second)``;
-        with ``piece`` (:func:`integer_piece`) in exact float32 partial sums."""
+    def _measure(self, first: np.ndarray, second: np.ndarray, out: np.ndarray, scale_sums: bool, piece: int, scratch: "_Scratch") -> None:
+        """Fill ``out`` with the squared distances of the row pairs ``(first, second)``
+        (original rows of the source); with ``piece`` (:func:`integer_piece`) in exact
+        float32 partial sums."""
+        n_features = self.source.n_features
+        if n_features >= _IN_PLACE_FEATURES:
+            self._measure_in_place(first, second, out, scale_sums, scratch)
+            return
+        chunk = max(_MIN_PAIRS, _CHUNK_BYTES // (8 * n_features))
+        data = self._data_tensor()
+        left, right, difference = scratch.gathered(max(2, min(chunk, first.shape[0])), n_features, data.dtype)
+        sums = difference.numpy() if not piece else scratch.integer_buffer(difference.shape[0], n_features, piece)
+        first, second = torch.from_numpy(first), torch.from_numpy(second)
         for lo in range(0, first.shape[0], chunk):
             n = min(chunk, first.shape[0] - lo)
             # torch gathers (several times faster than numpy's indexing here); numpy
@@ -154,7 +183,6 @@ class ExactDistances:
             torch.index_select(data, 0, first[lo : lo + n], out=left[:n])
             torch.index_select(data, 0, second[lo : lo + n], out=right[:n])
             if piece:
-                n_features = left.shape[1]
                 np.subtract(left[:n].numpy(), right[:n].numpy(), out=sums[:n, :n_features], dtype=np.float32)
                 pieces = sums[:n].reshape(n, -1, piece)  # the columns beyond D stay zero
                 partial = np.einsum("ijk,ijk->ij", pieces, pieces)  # exact integers < 2^24
@@ -167,14 +195,12 @@ class ExactDistances:
                 np.multiply(sums[:n], self.scale, out=sums[:n])
             _row_sums_of_squares(sums, n, out[lo : lo + n])
 
-    def _measure_in_place(self, first: np.ndarray, second: np.ndarray, out: np.ndarray, scale_sums: bool) -> None:
+    def _measure_in_place(self, first: np.ndarray, second: np.ndarray, out: np.ndarray, scale_sums: bool, scratch: "_Scratch") -> None:
         """Long rows: each pair's difference is formed straight from its two rows, two pairs
         at a time in a cache-sized buffer. Gathering rows of 50,176 features first would
         copy as many bytes as the subtraction reads."""
         data = np.asarray(self.source.data)
-        if self._pair_sums is None:
-            self._pair_sums = np.zeros((2, self.source.n_features))
-        sums = self._pair_sums
+        sums = scratch.pair_sums(self.source.n_features)
         for lo in range(0, first.shape[0], 2):
             n = min(2, first.shape[0] - lo)
             for p in range(n):
@@ -188,24 +214,6 @@ class ExactDistances:
         if self._tensor is None:
             self._tensor = shared_tensor(self.source.data)
         return self._tensor
-
-    def _buffers(self, n_pairs: int):
-        """Reused gather and difference buffers of at least ``n_pairs`` rows: fresh large
-        temporaries cost more in page faults than the arithmetic."""
-        if self._reused is None or self._reused[0].shape[0] < n_pairs:
-            shape = (n_pairs, self.source.n_features)
-            dtype = self._data_tensor().dtype
-            self._reused = (torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype),
-                            torch.zeros(shape, dtype=torch.float64))
-        return self._reused
-
-    def _integer_buffer(self, n_pairs: int, piece: int) -> np.ndarray:
-        """``(n_pairs, W)`` float32 zeros kept for the integer path, W the features rounded
-        up to whole pieces (only the first D columns are ever written)."""
-        width = -(-self.source.n_features // piece) * piece
-        if self._integer_differences is None or self._integer_differences.shape[0] < n_pairs:
-            self._integer_differences = np.zeros((n_pairs, width), dtype=np.float32)
-        return self._integer_differences
 
     def _on_device(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
         data = self.on_device

@@ -19,7 +19,7 @@ from .collectives import all_reduce
 from .devices import resolve_device
 from . import engine
 from .engine import Progress, search
-from .exact import ExactDistances, one_torch_thread
+from .exact import ExactDistances
 from .labels import check_label_types, warn_if_not_classes
 from .neighbors import as_feature_matrix, feature_scale, find_duplicates
 from .settings import SharpnessSettings
@@ -379,8 +379,7 @@ def _exact_class_minima(exact, bounds, class_minima, found, nearest_class) -> np
         targets.append(chunk_targets)
     first, second = _candidate_pairs(np.concatenate(rows), np.concatenate(targets), codes, n_classes)
     if first.size:
-        with one_torch_thread():  # the row sums below run on numpy
-            squared = exact(first, second)
+        squared = exact(first, second)
         squared[squared == 0] = _INF  # identical inputs: conflicting duplicates, not K_F
         np.minimum.at(best, (codes[first], codes[second]), np.sqrt(squared) / scale)
     return np.minimum(best, best.T)

@@ -5,6 +5,8 @@ The oracle is a brute-force float64 search that subtracts coordinates directly, 
 of large norm (docs/science.md §4).
 """
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -525,3 +527,46 @@ def test_host_merge_of_running_lists_keeps_the_m_smallest_in_order():
     for row, (want_values, want_columns) in enumerate(expected):
         np.testing.assert_array_equal(kept_values[row], want_values)
         np.testing.assert_array_equal(kept_columns[row][np.isfinite(want_values)], want_columns[np.isfinite(want_values)])
+
+
+# --------------------------------------------------------------------------- two threads
+
+
+@pytest.mark.parametrize("n_features", [16, 5000])  # 5000: split products, centred by halves
+def test_two_threads_give_the_bits_of_one(monkeypatch, n_features):
+    """The CPU work between matrix products runs on two threads (both sides of a block,
+    the halves of a tile's block with itself, the halves of the exact pairs, of the
+    centring): neighbours, distances, sharpest pairs and class minima have exactly the
+    bits of one thread, and the helper thread really ran part of the work."""
+    from fiftyone_intrinsic.core import engine, host_threads
+    from fiftyone_intrinsic.core.sharpness import label_sharpness
+
+    rng = np.random.default_rng(41)
+    X = np.concatenate([
+        near_duplicates_of_large_norm(rng, n_bases=40, n_features=n_features),
+        rng.normal(size=(100, n_features)) * 1e3,
+    ])
+    labels = rng.integers(0, 6, size=len(X))
+
+    def run(helpers: int):
+        monkeypatch.setattr(host_threads, "helper_threads", lambda device: helpers)
+        monkeypatch.setattr(engine, "helper_threads", lambda device: helpers)
+        threads = set()
+
+        def observe(block, rows, columns):
+            threads.add(threading.current_thread().name)
+
+        nn = nearest_neighbors(X, 5, device="cpu", observe=observe, tile_rows=64)
+        kf = label_sharpness(X, labels, top=20, device="cpu", memory_budget=2**20)
+        return nn, kf, threads
+
+    nn_one, kf_one, threads_one = run(0)
+    nn_two, kf_two, threads_two = run(1)
+    assert threads_one == {threading.main_thread().name}
+    assert any(name.startswith("fiftyone-intrinsic") for name in threads_two)
+    np.testing.assert_array_equal(nn_two.distances, nn_one.distances)
+    np.testing.assert_array_equal(nn_two.indices, nn_one.indices)
+    np.testing.assert_array_equal(kf_two.class_min_distance, kf_one.class_min_distance)
+    np.testing.assert_array_equal(kf_two.nearest_distance, kf_one.nearest_distance)
+    assert [(p.i, p.j, p.distance) for p in kf_two.pairs] == [(p.i, p.j, p.distance) for p in kf_one.pairs]
+    assert_exact_neighbors(nn_two, X, 5)
