@@ -21,6 +21,7 @@ __all__ = ["one_torch_thread", "side_by_side", "helper_threads"]
 T = TypeVar("T")
 U = TypeVar("U")
 
+_NAME = "fiftyone-intrinsic-helper"
 _lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -49,7 +50,7 @@ def _helper() -> concurrent.futures.ThreadPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fiftyone-intrinsic")
+            _pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=_NAME)
         return _pool
 
 
@@ -59,8 +60,8 @@ def side_by_side(first: Callable[[], T], second: Callable[[], U] | None, device:
     is raised once both have finished."""
     if second is None:
         return first(), None
-    if not helper_threads(device):
-        return first(), second()
+    if not helper_threads(device) or threading.current_thread().name.startswith(_NAME):
+        return first(), second()  # (from the helper itself: waiting on it would deadlock)
     with one_torch_thread():
         future = _helper().submit(second)
         try:
