@@ -156,16 +156,16 @@ class ExactDistances:
         if self._piece is None and keys.shape[0] >= max(_INTEGER_SCAN_PAIRS, 2 * n_rows) and self.source.n_features < _IN_PLACE_FEATURES:
             self._piece = integer_piece(self.source)
         piece = (self._piece or 0) if scale_sums else 0
-        # the two halves of the pairs on two threads (each pair's bits do not depend on
-        # the thread, nor on the pairs beside it)
-        half = _MIN_PAIRS * (-(-keys.shape[0] // (2 * _MIN_PAIRS))) if keys.shape[0] >= 2 * _PARALLEL_PAIRS else keys.shape[0]
-        parts = [(slice(0, half), self._scratch[0]), (slice(half, keys.shape[0]), self._scratch[1])]
-        jobs = [
-            (lambda part=part, scratch=scratch: self._measure(first[part], second[part], out[part], scale_sums, piece, scratch))
-            for part, scratch in parts if part.stop > part.start
-        ]
-        if jobs:
-            side_by_side(jobs[0], jobs[1] if len(jobs) > 1 else None, torch.device("cpu"))
+        # the two halves of the pairs on two threads (each pair's bits depend neither on
+        # the thread nor on the pairs beside it)
+        n_pairs = keys.shape[0]
+        half = n_pairs // 2 if n_pairs >= 2 * _PARALLEL_PAIRS else n_pairs
+
+        def measure(part: slice, scratch: _Scratch):
+            return lambda: self._measure(first[part], second[part], out[part], scale_sums, piece, scratch)
+
+        side_by_side(measure(slice(0, half), self._scratch[0]),
+                     measure(slice(half, n_pairs), self._scratch[1]) if half < n_pairs else None, torch.device("cpu"))
         if scale_sums:
             out *= self.scale * self.scale
         return out[inverse.ravel()]
