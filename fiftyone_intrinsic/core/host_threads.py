@@ -24,19 +24,30 @@ U = TypeVar("U")
 _NAME = "fiftyone-intrinsic-helper"
 _lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
+_entered = 0  # callers inside one_torch_thread
+_saved_threads = 1  # torch's thread count before the first of them entered
 
 
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run torch operations on one thread each: interleaved with numpy's BLAS calls, or
     beside another thread of ours, torch's OpenMP workers would otherwise spin and take
-    the cores (2-4x slower on two cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    the cores (2-4x slower on two cores). torch's thread count is the process's: when
+    callers overlap (threads of a server), the first to enter saves it and the last to
+    leave restores it; each saving and restoring its own would leave it at one."""
+    global _entered, _saved_threads
+    with _lock:
+        if _entered == 0:
+            _saved_threads = torch.get_num_threads()
+        _entered += 1
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        with _lock:
+            _entered -= 1
+            if _entered == 0:
+                torch.set_num_threads(_saved_threads)
 
 
 def helper_threads(device: torch.device) -> int:

@@ -570,3 +570,41 @@ def test_two_threads_give_the_bits_of_one(monkeypatch, n_features):
     np.testing.assert_array_equal(kf_two.nearest_distance, kf_one.nearest_distance)
     assert [(p.i, p.j, p.distance) for p in kf_two.pairs] == [(p.i, p.j, p.distance) for p in kf_one.pairs]
     assert_exact_neighbors(nn_two, X, 5)
+
+
+def test_one_torch_thread_restores_the_count_when_callers_overlap():
+    """Two threads inside one_torch_thread at once (as in a server running two audits),
+    the first leaving first: afterwards torch's thread count, which is the process's, is
+    the original again, seen from any thread. Each caller saving and restoring its own
+    left it at one for good."""
+    from fiftyone_intrinsic.core.host_threads import one_torch_thread
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+        def first():
+            with one_torch_thread():
+                first_in.set()
+                second_in.wait(10)
+            first_out.set()
+
+        def second():
+            first_in.wait(10)
+            with one_torch_thread():
+                second_in.set()
+                first_out.wait(10)
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        fresh = []
+        probe = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
+        probe.start()
+        probe.join()
+        assert (torch.get_num_threads(), fresh) == (2, [2])
+    finally:
+        torch.set_num_threads(original)
