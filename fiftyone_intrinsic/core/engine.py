@@ -173,7 +173,6 @@ class _TiledSearch:
         done = 0
         n_rows = self.source.n_rows
         for a, b in pairs:
-            (a0, a1), (b0, b1) = self.plan.tiles[a], self.plan.tiles[b]
             self._take_block(a, b, self._block(a, b))
             done += self.plan.cost((a, b))
             if self.progress is not None:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .host_threads import side_by_side
+from .host_threads import by_halves
 from .source import FeatureSource, min_and_max, shared_tensor
 
 __all__ = ["ExactDistances"]
@@ -158,14 +158,8 @@ class ExactDistances:
         piece = (self._piece or 0) if scale_sums else 0
         # the two halves of the pairs on two threads (each pair's bits depend neither on
         # the thread nor on the pairs beside it)
-        n_pairs = keys.shape[0]
-        half = n_pairs // 2 if n_pairs >= 2 * _PARALLEL_PAIRS else n_pairs
-
-        def measure(part: slice, scratch: _Scratch):
-            return lambda: self._measure(first[part], second[part], out[part], scale_sums, piece, scratch)
-
-        side_by_side(measure(slice(0, half), self._scratch[0]),
-                     measure(slice(half, n_pairs), self._scratch[1]) if half < n_pairs else None, torch.device("cpu"))
+        by_halves(lambda part, which: self._measure(first[part], second[part], out[part], scale_sums, piece, self._scratch[which]),
+                  keys.shape[0], 2 * _PARALLEL_PAIRS)
         if scale_sums:
             out *= self.scale * self.scale
         return out[inverse.ravel()]

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, TypeVar
 
 import torch
 
-__all__ = ["one_torch_thread", "side_by_side", "helper_threads"]
+__all__ = ["one_torch_thread", "side_by_side", "by_halves", "helper_threads"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -81,3 +81,14 @@ def side_by_side(first: Callable[[], T], second: Callable[[], U] | None, device:
             concurrent.futures.wait([future])
             raise
         return result, future.result()
+
+
+def by_halves(work: Callable[[slice, int], None], n_items: int, fewest: int) -> None:
+    """``work(items, which)`` for the first half (``which`` 0) and the second half (1) of
+    ``n_items`` items of host memory, at once (:func:`side_by_side`); all of them as one
+    half when there are fewer than ``fewest``."""
+    if n_items < fewest:
+        work(slice(0, n_items), 0)
+        return
+    half = n_items // 2
+    side_by_side(lambda: work(slice(0, half), 0), lambda: work(slice(half, n_items), 1), torch.device("cpu"))

@@ -15,12 +15,11 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .host_threads import side_by_side
+from .host_threads import by_halves
 from .source import FeatureSource
 
 __all__ = ["TileProducts", "FLOAT32_UNIT_ROUNDOFF", "error_bound_factor"]
@@ -130,11 +129,11 @@ class TileProducts:
             centered = self.resident.numpy()[lo:hi, :n_features] if in_place else scratch[: hi - lo]
             rows = source.read(lo, hi)
 
-            def prepare(part: slice) -> None:
+            def prepare(part: slice, _) -> None:
                 self._centered_rows(rows[part], slice(None), centered[part])
                 norms[lo:hi][part] = _squared_norms(centered[part], d_chunk)
 
-            _by_halves(prepare, hi - lo)
+            by_halves(prepare, hi - lo, _HALVES_ROWS)
             if resident:
                 self._store(self.resident, lo, hi, None if in_place else centered, norms[lo:hi])
         self.norms = norms
@@ -246,23 +245,12 @@ class TileProducts:
         rows = tile.left
         width = len(range(*features.indices(rows.shape[1])))
         out = self._reused(name, (rows.shape[0], width), torch.float32).numpy()
-        _by_halves(lambda part: self._centered_rows(rows[part], features, out[part]), rows.shape[0])
+        by_halves(lambda part, _: self._centered_rows(rows[part], features, out[part]), rows.shape[0], _HALVES_ROWS)
         return torch.from_numpy(out)
 
 
 #: Rows from which host work on a tile is shared between two threads.
 _HALVES_ROWS = 16
-
-
-def _by_halves(work: Callable[[slice], None], n_rows: int) -> None:
-    """``work(rows)`` for the first and the second half of ``n_rows`` rows, at once on two
-    threads of a CPU with several cores (:mod:`.host_threads`): numpy centres and sums on
-    one thread only."""
-    if n_rows < _HALVES_ROWS:
-        work(slice(0, n_rows))
-        return
-    half = n_rows // 2
-    side_by_side(lambda: work(slice(0, half)), lambda: work(slice(half, n_rows)), torch.device("cpu"))
 
 
 def _squared_norms(rows: np.ndarray, d_chunk: int) -> np.ndarray:
