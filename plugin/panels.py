@@ -6,6 +6,8 @@ pairs and small flags; plots and the pairs' thumbnails go to panel data, the thu
 only for the pairs shown and only when those change.
 """
 
+import hashlib
+import json
 import math
 
 import fiftyone.operators as foo
@@ -47,6 +49,7 @@ class IntrinsicPropertiesPanel(foo.Panel):
             ctx.panel.state.set(f"run_{slot}", None)
         ctx.panel.state.pairs_shown = PAIRS_SHOWN
         ctx.panel.state.thumbnails = None  # a new panel has no panel data yet
+        ctx.panel.state.plots = None
         self._refresh(ctx)
 
     def on_change_dataset(self, ctx):
@@ -170,31 +173,47 @@ class IntrinsicPropertiesPanel(foo.Panel):
         self._refresh(ctx)
 
     def _refresh(self, ctx):
+        """Summarise the dataset's runs (the chosen ones, else the newest) into the panel.
+
+        Only what differs from the state the event carried is patched. The App sends
+        events whose state is older than what it now shows (it fires several view events
+        on a load or a resize, and they run concurrently with the user's choices); one that
+        finishes after a choice would otherwise write the previous run back over it.
+        """
         from fiftyone_intrinsic.datasets.summary import runs_of, summarize_dataset
 
         if ctx.dataset is not None:
             ctx.dataset.reload()  # runs stored by other processes (the CLI, delegated operators)
-        chosen = {slot: ctx.panel.state.get(f"run_{slot}") for slot in SELECTABLE}
+        state = ctx.panel.state
+        chosen = {slot: state.get(f"run_{slot}") for slot in SELECTABLE}
         summary = summarize_dataset(ctx.dataset, chosen) if ctx.dataset is not None else None
         split_field = _split_field(ctx)
         content = _Content(summary, ctx.dataset, split_field)
         choices = {}
         for slot in SELECTABLE:
             current = getattr(summary, slot) if summary else None
-            ctx.panel.state.set(f"run_{slot}", current.key if current else None)
+            _patch(state, f"run_{slot}", current.key if current else None)
             choices[slot] = [[r.key, r.label()] for r in runs_of(summary, slot)] if summary else []
-        ctx.panel.state.run_choices = choices
-        ctx.panel.state.pairs = content.pair_ids
-        ctx.panel.state.reviewed = content.reviewed
+        _patch(state, "run_choices", choices)
+        _patch(state, "pairs", content.pair_ids)
+        _patch(state, "reviewed", content.reviewed)
         self._thumbnails(ctx, content)
-        ctx.panel.state.duplicate_tag = content.duplicate_tag
-        ctx.panel.state.duplicates_run = content.duplicates_run
-        ctx.panel.state.split_choices = content.split_choices
-        ctx.panel.state.split_source = split_field or TAG_SPLITS
-        ctx.panel.state.summary = content.text
+        _patch(state, "duplicate_tag", content.duplicate_tag)
+        _patch(state, "duplicates_run", content.duplicates_run)
+        _patch(state, "split_choices", content.split_choices)
+        _patch(state, "split_source", split_field or TAG_SPLITS)
+        _patch(state, "summary", content.text)
+        self._plots(ctx, content)
+
+    def _plots(self, ctx, content):
+        """The plots' traces to panel data and their layouts to state, when they changed."""
+        signature = hashlib.sha1(json.dumps(content.plots, sort_keys=True, default=str).encode()).hexdigest()
+        if ctx.panel.state.plots == signature:
+            return
         for name, (traces, layout) in content.plots.items():
             ctx.panel.data.set(name, traces)
             ctx.panel.state.set(f"layout_{name}", layout)
+        ctx.panel.state.plots = signature
 
     def _thumbnails(self, ctx, content):
         """Thumbnails of the pairs shown, to panel data, when the pairs shown changed."""
@@ -837,3 +856,14 @@ class OpenIntrinsicPanel(foo.Operator):
     def execute(self, ctx):
         ctx.ops.open_panel(PANEL_NAME, layout="horizontal", is_active=True)
         return {"opened": PANEL_NAME}
+
+
+def _patch(state, key, value):
+    """Set ``state[key]`` to ``value`` unless the event's state already holds it (compared
+    as the JSON the browser round-trips: tuples arrive as lists)."""
+    try:
+        unchanged = state.get(key) == json.loads(json.dumps(value))
+    except (TypeError, ValueError):  # not plain JSON: send it
+        unchanged = False
+    if not unchanged:
+        state.set(key, value)

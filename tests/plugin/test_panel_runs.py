@@ -68,6 +68,33 @@ def test_choosing_the_other_run_shows_it_and_lifts_the_refusal(two_views):
     assert reopened.state["run_sharpness"] == "kf_test"
 
 
+def test_a_late_event_with_the_state_before_a_choice_does_not_undo_it(two_views):
+    """The App fires view events on every load and resize, each carrying the state the
+    browser held then, and runs them concurrently: one sent before the user chose a run
+    may finish after the choice. It must patch nothing (before, it wrote the newest run
+    and its texts back over the choice: a CI failure of the App test)."""
+    loaded = PanelRun(two_views, "on_load")
+    chosen = PanelRun(two_views, "choose_sharpness_run", state=loaded.state, params={"value": "kf_all"})
+    assert chosen.state["run_sharpness"] == "kf_all"
+    late = PanelRun(two_views, "on_change_view", state=loaded.state)
+    patched = [r for r in late.requests if r.operator_uri in ("patch_panel_state", "patch_panel_data")]
+    assert patched == []
+    # what did change is still sent: a run stored meanwhile by another process
+    fi.compute_label_sharpness(two_views, "ground_truth", run_key="kf_newer", top=3, **QUIET)
+    try:
+        newer = PanelRun(two_views, "on_change_view", state=chosen.state)
+        assert newer.state["run_sharpness"] == "kf_all"  # the choice is kept
+        assert "kf_newer" in [key for key, _ in newer.state["run_choices"]["sharpness"]]
+        # only what changed: the run list, and the new run's field among the split sources
+        assert _patched_keys(newer) == {"run_choices", "split_choices"} and newer.data == {}
+    finally:
+        fi.delete_intrinsic_run(two_views, "kf_newer")
+
+
+def _patched_keys(run):
+    return {key for r in run.requests if r.operator_uri == "patch_panel_state" for key in r.params["state"]}
+
+
 def test_combinable_needs_the_same_samples_and_preprocessing(two_views):
     summary = summarize_dataset(two_views, {"sharpness": "kf_all"})
     assert combinable(summary.dimension, summary.sharpness)[0]
