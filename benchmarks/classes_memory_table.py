@@ -15,6 +15,11 @@ Prints four tables (issue 10's "top and classes", "memory" and "extreme values" 
 4. K_F of features scaled by 1e20 (float32) and 1e-300 (float64) against the unscaled
    answer.
 
+``--part floor`` prints where the classes check meets the arithmetic instead: per class
+count, the pairs with different labels (1000 random classes have twice as many as two),
+the time a float32 GEMM at a 5000² tile's rate needs for them, the exact float64 distances
+our run measures (about one per class pair), and our time.
+
 Run from the repository root::
 
     .venv/bin/python benchmarks/classes_memory_table.py                  # N=20000, D=784
@@ -82,6 +87,70 @@ def classes_table(n: int, d: int, class_counts, repeat: int = 1) -> list[str]:
         ours_s, ours = best_of(repeat, fi.label_sharpness, X, labels, device="cpu")
         brute_s, brute = best_of(repeat, brute_force_k_f, X, labels)
         rows.append(f"| {count} | {ours_s:.2f} | {brute_s:.2f} | {ours_s / brute_s:.2f} | {ours.k_f:.6g} | {brute:.6g} |")
+    return rows
+
+
+def admissible_pairs(labels: np.ndarray) -> int:
+    """Unordered pairs of rows whose labels differ: the products any exact K_F must form."""
+    counts = np.bincount(labels).astype(np.int64)
+    return int((counts.sum() ** 2 - (counts**2).sum()) // 2)
+
+
+def gemm_seconds_per_product(d: int, tile: int = 5000, repeat: int = 3) -> float:
+    """Seconds per entry of a float32 ``(tile, d) @ (d, tile)`` numpy product (the fastest
+    BLAS here), best of ``repeat``: the rate a perfect tiling would reach."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((tile, d), dtype=np.float32)
+    b = rng.standard_normal((tile, d), dtype=np.float32)
+    out = np.empty((tile, tile), dtype=np.float32)
+    seconds, _ = best_of(repeat, np.matmul, a, b.T, out=out)
+    return seconds / tile**2
+
+
+def exact_seconds_in(function, *args, **kwargs):
+    """``(total seconds, seconds in exact float64 distances, exact pairs measured)`` of one
+    call, timing every call of :class:`ExactDistances` it makes."""
+    from fiftyone_intrinsic.core import exact
+
+    spent = [0.0, 0]
+    original = exact.ExactDistances.__call__
+
+    def counted(self, rows, columns):
+        start = time.perf_counter()
+        distances = original(self, rows, columns)
+        spent[0] += time.perf_counter() - start
+        spent[1] += len(distances)
+        return distances
+
+    exact.ExactDistances.__call__ = counted
+    try:
+        seconds, _ = timed(function, *args, **kwargs)
+    finally:
+        exact.ExactDistances.__call__ = original
+    return seconds, spent[0], spent[1]
+
+
+def floor_table(n: int, d: int, class_counts, repeat: int = 1) -> list[str]:
+    """Where the check "1000 classes take at most 2× the time of 2 classes" meets the
+    arithmetic: the float32 products over the admissible pairs at a perfect tiling's rate,
+    and the exact float64 distances (at least one per class pair) of our own run."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    fi.label_sharpness(X[:256], np.arange(256) % 2, device="cpu")
+    per_product = gemm_seconds_per_product(d)
+    rows = ["| classes | admissible pairs | float32 GEMM floor (s) | exact pairs | exact distances (s) "
+            "| GEMM floor + exact (s) | ours (s) | ours / first row's ours | ours per admissible pair (ns) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    first = None
+    for count in class_counts:
+        labels = rng.integers(0, count, size=n)
+        pairs = admissible_pairs(labels)
+        ours_s, exact_s, exact_pairs = min(exact_seconds_in(fi.label_sharpness, X, labels, device="cpu")
+                                           for _ in range(repeat))
+        first = first or ours_s
+        floor = pairs * per_product
+        rows.append(f"| {count} | {pairs:,} | {floor:.2f} | {exact_pairs:,} | {exact_s:.2f} | {floor + exact_s:.2f} "
+                    f"| {ours_s:.2f} | {ours_s / first:.2f} | {ours_s / pairs * 1e9:.1f} |")
     return rows
 
 
@@ -163,7 +232,7 @@ def main():
     parser.add_argument("--memmap-d", type=int, default=2048)
     parser.add_argument("--tops", type=int, nargs="+", default=[10, 2000])
     parser.add_argument("--repeat", type=int, default=1, help="runs per class count; the best time is reported")
-    parser.add_argument("--part", choices=["all", "classes", "top", "memmap", "extremes"], default="all",
+    parser.add_argument("--part", choices=["all", "classes", "top", "memmap", "extremes", "floor"], default="all",
                         help="one table only; with 'all' the memmap table runs in a fresh interpreter, so that "
                              "memory the earlier tables freed but the allocator kept cannot hide its growth")
     args = parser.parse_args()
@@ -178,6 +247,9 @@ def main():
     if args.part in ("all", "classes"):
         print(f"\n### Exact K_F by number of classes, N = {args.n}, D = {args.d}, best of {args.repeat}\n")
         print("\n".join(classes_table(args.n, args.d, args.classes, args.repeat)))
+    if args.part == "floor":
+        print(f"\n### The classes check against its floor, N = {args.n}, D = {args.d}, best of {args.repeat}\n")
+        print("\n".join(floor_table(args.n, args.d, args.classes, args.repeat)))
     if args.part in ("all", "top"):
         print(f"\n### Exact K_F by top, N = {args.n}, D = {args.d}, two classes, best of {args.repeat}\n")
         print("\n".join(top_table(args.n, args.d, args.tops, args.repeat)))
